@@ -1,0 +1,575 @@
+"""``BatchNormScaler``: batch normalization's moving statistics as a transformer."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from numbers import Integral, Real
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import (
+    BaseEstimator,
+    OneToOneFeatureMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
+
+from . import _stats
+from ._affine import affine, scale_columns_sparse, transform_coefficients
+
+__all__ = ["BatchNormScaler"]
+
+
+@contextmanager
+def _atomic(estimator):
+    """Restore every attribute of ``estimator`` if the block raises.
+
+    Fitted arrays are always replaced, never written in place, so a shallow
+    copy of ``__dict__`` is a complete snapshot.
+    """
+    saved = dict(estimator.__dict__)
+    try:
+        yield
+    except BaseException:
+        estimator.__dict__.clear()
+        estimator.__dict__.update(saved)
+        raise
+
+
+def _feature_labels(estimator, mask: np.ndarray) -> list:
+    names = getattr(estimator, "feature_names_in_", None)
+    idx = np.flatnonzero(mask)
+    if names is not None:
+        return [str(names[i]) for i in idx]
+    return [int(i) for i in idx]
+
+
+def _check_finite(X, estimator, what: str = "X") -> None:
+    """Refuse +/-inf (NaN is allowed: it marks a missing value)."""
+    values = X.data if sp.issparse(X) else X
+    with np.errstate(over="ignore", invalid="ignore"):
+        if np.isfinite(np.sum(values, dtype=np.float64)):
+            return
+    if not np.isinf(values).any():
+        return
+    if sp.issparse(X):
+        cols = np.unique(X.tocoo().col[np.isinf(X.tocoo().data)])
+        mask = np.zeros(X.shape[1], dtype=bool)
+        mask[cols] = True
+    else:
+        mask = np.isinf(X).any(axis=0)
+    raise ValueError(
+        f"Input {what} contains infinity in feature(s) {_feature_labels(estimator, mask)}. "
+        f"{type(estimator).__name__} accepts NaN (a missing value, ignored by the "
+        "statistics) but not +/-inf: replace infinite values, e.g. with "
+        "np.nan or a clipped finite value."
+    )
+
+
+def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
+    """Validate frequency weights: 1-d, length n_samples, finite, >= 0."""
+    if sample_weight is None:
+        return None
+    if np.isscalar(sample_weight) and isinstance(sample_weight, (Real, np.number)):
+        sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            "sample_weight must be an array of non-negative real numbers, one per "
+            f"sample; could not convert it to float64 ({exc})."
+        ) from None
+    if w.ndim != 1 or w.shape[0] != n_samples:
+        raise ValueError(
+            f"sample_weight has shape {w.shape}, but X has {n_samples} samples: "
+            f"pass a 1-d array of shape ({n_samples},), one weight per row of X."
+        )
+    if not np.isfinite(w).all():
+        raise ValueError(
+            "sample_weight contains NaN or infinity; every weight must be a finite "
+            "number >= 0 (use 0 to leave a sample out)."
+        )
+    if (w < 0).any():
+        raise ValueError(
+            "Negative values in data passed to sample_weight: frequency weights "
+            "must be >= 0 (use 0 to leave a sample out)."
+        )
+    return w
+
+
+def _check_affine(value, name: str, n_features: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 0:
+        arr = np.full(n_features, float(arr))
+    if arr.shape != (n_features,):
+        raise ValueError(
+            f"{name} must be a scalar or an array of shape (n_features,) = "
+            f"({n_features},); got shape {arr.shape}."
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} must be finite; got {arr}.")
+    return arr.copy()
+
+
+class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+    """Scale features with batch normalization's moving mean and variance.
+
+    Each call to :meth:`partial_fit` is one mini-batch ``B``.  For each feature
+    ``j``, over the rows of ``B`` whose value is not NaN, with frequency
+    weights ``w_i``::
+
+        m_j  = sum_i w_i
+        mu_j = sum_i w_i x_ij / m_j
+        s2_j = sum_i w_i (x_ij - mu_j)^2 / m_j
+        s2_j = s2_j * m_j / (m_j - 1)              (only if unbiased)
+
+    and each moving statistic ``S`` (mean or variance) moves toward its batch
+    value ``b`` by a step ``alpha``: ``S_j <- S_j + alpha_j (b_j - S_j)``, with
+
+    * ``init="keras"``: ``alpha = 1 - momentum``, starting from mean 0 and
+      variance 1, exactly the update of Keras ``BatchNormalization``
+      (``moving = moving * momentum + batch * (1 - momentum)``) and, with
+      ``unbiased=True``, of PyTorch ``BatchNorm1d(momentum=1 - momentum)``;
+    * ``init="debiased"``: ``alpha = (1 - momentum) / W`` where
+      ``W <- momentum W + (1 - momentum)`` starts at 0: the same exponential
+      average, divided by its accumulated weight (as Adam corrects its
+      moments), so the first batch's statistics are taken exactly;
+    * ``momentum=None``: ``alpha = 1 / t``, ``t`` the number of batches that
+      updated the statistic: the plain average of the batch statistics.
+
+    :meth:`transform` then computes::
+
+        y = gamma_ * (x - moving_mean_) / sqrt(moving_var_ + epsilon) + beta_
+
+    Read more in the project's user guide (``docs/``).
+
+    Parameters
+    ----------
+    momentum : float in [0, 1) or None, default=0.99
+        Weight of the old estimate (Keras convention; PyTorch's ``momentum``
+        is ``1 - momentum``).  ``None``: cumulative average of the batch
+        statistics.  ``0``: the statistics of the last batch.
+    epsilon : float >= 0, default=1e-3
+        Added to the moving variance in :meth:`transform` (Keras default).
+    unbiased : bool, default=False
+        Multiply each batch variance by ``m / (m - 1)`` before it enters the
+        moving variance, as PyTorch's ``running_var`` does.  A feature with
+        ``m <= 1`` in a batch then updates its mean but not its variance.
+    init : {"debiased", "keras"}, default="debiased"
+        How the moving statistics start; see above.  No effect when
+        ``momentum=None``.
+    center : bool, default=True
+        Add ``beta_`` in :meth:`transform` (Keras ``center``).
+    scale : bool, default=True
+        Multiply by ``gamma_`` in :meth:`transform` (Keras ``scale``).
+    gamma : float or array-like of shape (n_features,), default=1.0
+        Starting value of ``gamma_``.
+    beta : float or array-like of shape (n_features,), default=0.0
+        Starting value of ``beta_``.
+    with_mean : bool, default=True
+        If False, do not subtract the moving mean in :meth:`transform`
+        (required for sparse input).  The moving mean is still learned.
+    batch_size : int >= 1 or None, default=None
+        :meth:`fit` feeds ``X`` to :meth:`partial_fit` in consecutive slices of
+        this many rows; ``None``: all of ``X`` is one batch.
+    n_jobs : int or None, default=None
+        Threads used for the per-block work.  ``None`` means 1 unless in a
+        :obj:`joblib.parallel_backend` context, ``-1`` means all cores.  The
+        results are identical, bit for bit, for every value.
+    copy : bool, default=True
+        If False, :meth:`transform` and :meth:`inverse_transform` write into
+        ``X`` when it is already a writeable float ndarray.
+
+    Attributes
+    ----------
+    moving_mean_ : ndarray of shape (n_features,)
+        The moving mean (float64).
+    moving_var_ : ndarray of shape (n_features,)
+        The moving variance (float64).
+    gamma_ : ndarray of shape (n_features,)
+        Scale applied when ``scale=True``; set from ``gamma`` when fitting
+        starts, never changed by :meth:`partial_fit`.
+    beta_ : ndarray of shape (n_features,)
+        Offset applied when ``center=True``; set from ``beta`` likewise.
+    mean_ : ndarray of shape (n_features,)
+        Read-only alias of ``moving_mean_`` (``StandardScaler`` name).
+    var_ : ndarray of shape (n_features,)
+        Read-only alias of ``moving_var_`` (``StandardScaler`` name).
+    n_samples_seen_ : int, float or ndarray of shape (n_features,)
+        Number of samples seen (sum of the sample weights when they were
+        given); an array, one count per feature, when the features have seen
+        different numbers of non-NaN values, as in ``StandardScaler``.
+    n_batches_seen_ : int
+        Number of mini-batches seen (calls to :meth:`partial_fit`, or slices
+        of :meth:`fit`).
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of features seen during :term:`fit`, when ``X`` has string
+        column names.
+
+    See Also
+    --------
+    sklearn.preprocessing.StandardScaler : Exact mean and variance of all data.
+    keras.layers.BatchNormalization : The Keras layer whose update this follows.
+    torch.nn.BatchNorm1d : The PyTorch layer whose update this follows.
+
+    Notes
+    -----
+    NaN values are ignored by the statistics and kept in :meth:`transform`.
+    Statistics are accumulated in float64 with a blocked, corrected two-pass
+    algorithm (no ``E[x^2] - E[x]^2``); float32 data is transformed in
+    float32.  A :meth:`partial_fit` that raises leaves every fitted attribute
+    exactly as it was.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skbn import BatchNormScaler
+    >>> X = np.array([[0.0, 10.0], [2.0, 20.0], [4.0, 30.0], [6.0, 40.0]])
+    >>> scaler = BatchNormScaler(epsilon=0.0).fit(X)
+    >>> scaler.moving_mean_, scaler.moving_var_
+    (array([ 3., 25.]), array([  5., 125.]))
+    >>> scaler.transform([[3.0, 25.0]])
+    array([[0., 0.]])
+    >>> stream = BatchNormScaler(momentum=None)
+    >>> for chunk in (X[:2], X[2:]):
+    ...     stream = stream.partial_fit(chunk)
+    >>> stream.moving_mean_, stream.moving_var_, stream.n_batches_seen_
+    (array([ 3., 25.]), array([ 1., 25.]), 2)
+    """
+
+    _parameter_constraints: dict = {
+        "momentum": [Interval(Real, 0, 1, closed="left"), None],
+        "epsilon": [Interval(Real, 0, None, closed="left")],
+        "unbiased": ["boolean"],
+        "init": [StrOptions({"debiased", "keras"})],
+        "center": ["boolean"],
+        "scale": ["boolean"],
+        "gamma": [Real, "array-like"],
+        "beta": [Real, "array-like"],
+        "with_mean": ["boolean"],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
+        "n_jobs": [Integral, None],
+        "copy": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        *,
+        momentum=0.99,
+        epsilon=1e-3,
+        unbiased=False,
+        init="debiased",
+        center=True,
+        scale=True,
+        gamma=1.0,
+        beta=0.0,
+        with_mean=True,
+        batch_size=None,
+        n_jobs=None,
+        copy=True,
+    ):
+        self.momentum = momentum
+        self.epsilon = epsilon
+        self.unbiased = unbiased
+        self.init = init
+        self.center = center
+        self.scale = scale
+        self.gamma = gamma
+        self.beta = beta
+        self.with_mean = with_mean
+        self.batch_size = batch_size
+        self.n_jobs = n_jobs
+        self.copy = copy
+
+    # -- read-only StandardScaler aliases -------------------------------------
+
+    @property
+    def mean_(self) -> np.ndarray:
+        """Read-only alias of ``moving_mean_``."""
+        return self.moving_mean_
+
+    @property
+    def var_(self) -> np.ndarray:
+        """Read-only alias of ``moving_var_``."""
+        return self.moving_var_
+
+    # -- state -----------------------------------------------------------------
+
+    def _reset(self) -> None:
+        """Forget everything learned; the parameters are untouched."""
+        for name in list(vars(self)):
+            if name.endswith("_") and not name.startswith("__"):
+                delattr(self, name)
+
+    def _start(self, n_features: int) -> None:
+        """Set the starting state: mean 0, variance 1, no update counted."""
+        self.gamma_ = _check_affine(self.gamma, "gamma", n_features)
+        self.beta_ = _check_affine(self.beta, "beta", n_features)
+        self.moving_mean_ = np.zeros(n_features)
+        self.moving_var_ = np.ones(n_features)
+        self.n_batches_seen_ = 0
+        self.n_samples_seen_ = 0
+        self._mean_updates_ = np.zeros(n_features, dtype=np.int64)
+        self._var_updates_ = np.zeros(n_features, dtype=np.int64)
+        self._samples_per_feature_ = np.zeros(n_features)
+        self._weighted_ = False
+
+    def _validate_X(self, X, *, reset: bool, copy: bool = False):
+        X = validate_data(
+            self,
+            X,
+            reset=reset,
+            accept_sparse=("csr", "csc"),
+            dtype=FLOAT_DTYPES,
+            ensure_all_finite=False,
+            copy=copy,
+        )
+        _check_finite(X, self)
+        return X
+
+    def _check_sparse_supported(self, X, beta=None) -> None:
+        if not sp.issparse(X):
+            return
+        if self.with_mean:
+            raise ValueError(
+                "Cannot center sparse matrices: subtracting the mean would make "
+                "them dense. Pass `with_mean=False` to BatchNormScaler, or convert "
+                "X to a dense array."
+            )
+        beta = self.beta if beta is None else beta
+        if self.center and np.any(np.asarray(beta) != 0):
+            raise ValueError(
+                "Cannot add a nonzero beta_ offset to sparse matrices: it would make "
+                "them dense. Pass `center=False` (or set beta to 0), or convert X "
+                "to a dense array."
+            )
+
+    def _update(self, X, sample_weight: np.ndarray | None) -> None:
+        """Apply one mini-batch to the moving statistics (SPEC section 3)."""
+        if sp.issparse(X):
+            moments = _stats.sparse_moments(X, sample_weight)
+        else:
+            moments = _stats.dense_moments(X, sample_weight, n_jobs=self.n_jobs)
+
+        weight = moments.weight
+        update_mean = weight > 0
+        if self.unbiased:
+            batch_var = _stats.unbiased_variance(moments)
+            update_var = weight > 1
+        else:
+            batch_var = moments.var
+            update_var = update_mean
+
+        mean_updates = self._mean_updates_ + update_mean
+        var_updates = self._var_updates_ + update_var
+        # Features that this batch does not update keep alpha = 0.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            alpha_mean = np.where(
+                update_mean,
+                _stats.averaging_factor(np.maximum(mean_updates, 1), self.momentum, self.init),
+                0.0,
+            )
+            alpha_var = np.where(
+                update_var,
+                _stats.averaging_factor(np.maximum(var_updates, 1), self.momentum, self.init),
+                0.0,
+            )
+        moving_mean = np.where(
+            update_mean,
+            _stats.move_toward(self.moving_mean_, moments.mean, alpha_mean),
+            self.moving_mean_,
+        )
+        moving_var = np.where(
+            update_var,
+            _stats.move_toward(self.moving_var_, np.where(update_var, batch_var, 0.0), alpha_var),
+            self.moving_var_,
+        )
+
+        samples = self._samples_per_feature_ + weight
+        weighted = self._weighted_ or sample_weight is not None
+        if samples.size and np.all(samples == samples[0]):
+            seen = samples[0].item()
+            seen = seen if weighted else int(seen)
+        else:
+            seen = samples if weighted else samples.astype(np.int64)
+
+        self.moving_mean_ = moving_mean
+        self.moving_var_ = moving_var
+        self._mean_updates_ = mean_updates
+        self._var_updates_ = var_updates
+        self._samples_per_feature_ = samples
+        self._weighted_ = weighted
+        self.n_samples_seen_ = seen
+        self.n_batches_seen_ += 1
+
+    # -- fitting ---------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None, sample_weight=None):
+        """Forget everything, then learn the moving statistics from ``X``.
+
+        ``X`` is fed to :meth:`partial_fit` in consecutive slices of
+        ``batch_size`` rows (one batch when ``batch_size`` is None).  With
+        the default ``init="debiased"`` and one batch, the moving statistics
+        are the exact (weighted) mean and biased variance of ``X``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data; NaN marks a missing value.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative frequency weights; they may not all be zero.
+
+        Returns
+        -------
+        self : object
+            Fitted scaler.
+        """
+        with _atomic(self):
+            self._reset()
+            X = self._validate_X(X, reset=True)
+            sample_weight = _check_sample_weight(sample_weight, X.shape[0])
+            if sample_weight is not None and not sample_weight.any():
+                raise ValueError(
+                    "Sample weights must contain at least one non-zero number: "
+                    "with all weights zero there is nothing to learn."
+                )
+            self._check_sparse_supported(X)
+            self._start(X.shape[1])
+            n = X.shape[0]
+            step = n if self.batch_size is None else self.batch_size
+            for start in range(0, n, step):
+                rows = slice(start, min(start + step, n))
+                w = None if sample_weight is None else sample_weight[rows]
+                self._update(X[rows], w)
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the moving statistics with one mini-batch ``X``.
+
+        All of ``X`` is one batch, whatever ``batch_size`` is.  A feature with
+        no non-NaN value of positive weight in ``X`` is not updated.  If this
+        method raises, every fitted attribute is left exactly as it was.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The mini-batch; NaN marks a missing value.
+        y : None
+            Ignored.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative frequency weights.
+
+        Returns
+        -------
+        self : object
+            Fitted scaler.
+        """
+        with _atomic(self):
+            first_call = not hasattr(self, "n_batches_seen_")
+            X = self._validate_X(X, reset=first_call)
+            sample_weight = _check_sample_weight(sample_weight, X.shape[0])
+            self._check_sparse_supported(X, None if first_call else self.beta_)
+            if first_call:
+                self._start(X.shape[1])
+            self._update(X, sample_weight)
+        return self
+
+    # -- transforming ----------------------------------------------------------
+
+    def _coefficients(self):
+        gamma = self.gamma_ if self.scale else None
+        factor = transform_coefficients(self.moving_var_, self.epsilon, gamma)
+        shift = self.moving_mean_ if self.with_mean else None
+        offset = self.beta_ if self.center else None
+        return shift, factor, offset
+
+    def _prepare_output(self, X_in, copy):
+        copy = self.copy if copy is None else copy
+        X = self._validate_X(X_in, reset=False, copy=copy and sp.issparse(X_in))
+        if sp.issparse(X):
+            self._check_sparse_supported(X, self.beta_)
+            return X, X
+        fresh = isinstance(X_in, (list, tuple)) or (
+            isinstance(X_in, np.ndarray) and not np.may_share_memory(X, X_in)
+        )
+        if (copy and not fresh) or not X.flags.writeable:
+            return X, np.empty_like(X)
+        return X, X
+
+    def transform(self, X, copy=None):
+        """Scale ``X`` with the moving statistics.
+
+        ``y = gamma_ * (x - moving_mean_) / sqrt(moving_var_ + epsilon) + beta_``,
+        leaving out ``gamma_`` when ``scale=False``, ``beta_`` when
+        ``center=False`` and the mean when ``with_mean=False``.  Where
+        ``moving_var_ + epsilon == 0`` the divisor is 1.  NaN stays NaN.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Data to scale.  Sparse input needs ``with_mean=False`` and no
+            ``beta_`` offset; it is returned in the same sparse format.
+        copy : bool, default=None
+            Copy ``X`` (default: the ``copy`` parameter).
+
+        Returns
+        -------
+        X_tr : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Scaled data, float32 for float32 input, float64 otherwise.
+        """
+        check_is_fitted(self)
+        X, out = self._prepare_output(X, copy)
+        shift, factor, offset = self._coefficients()
+        if sp.issparse(X):
+            return scale_columns_sparse(out, factor)
+        return affine(X, out, shift, factor, offset, n_jobs=self.n_jobs)
+
+    def inverse_transform(self, X, copy=None):
+        """Undo :meth:`transform`: ``x = (y - beta_) / factor + moving_mean_``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Scaled data.
+        copy : bool, default=None
+            Copy ``X`` (default: the ``copy`` parameter).
+
+        Returns
+        -------
+        X_original : {ndarray, sparse matrix} of shape (n_samples, n_features)
+            Data in the original units.
+
+        Raises
+        ------
+        ValueError
+            If ``scale=True`` and some ``gamma_`` is 0: those features were
+            mapped to a constant and cannot be recovered.
+        """
+        check_is_fitted(self)
+        if self.scale and not np.all(self.gamma_ != 0):
+            raise ValueError(
+                "Cannot invert the transform: gamma_ is 0 for feature(s) "
+                f"{_feature_labels(self, self.gamma_ == 0)}, which transform maps "
+                "to a constant. Set those gamma_ values to nonzero numbers."
+            )
+        X, out = self._prepare_output(X, copy)
+        shift, factor, offset = self._coefficients()
+        if sp.issparse(X):
+            return scale_columns_sparse(out, 1.0 / factor)
+        return affine(X, out, shift, factor, offset, inverse=True, n_jobs=self.n_jobs)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        no_offset = not self.center or np.all(np.asarray(self.beta) == 0)
+        tags.input_tags.sparse = (not self.with_mean) and bool(no_offset)
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
