@@ -474,6 +474,10 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """
         with _atomic(self):
             first_call = not hasattr(self, "n_batches_seen_")
+            if not first_call:
+                # scikit-learn skips this for a fitted estimator's partial_fit;
+                # a parameter changed mid-stream must still be checked.
+                self._validate_params()
             X = self._validate_X(X, reset=first_call)
             sample_weight = _check_sample_weight(sample_weight, X.shape[0])
             self._check_sparse_supported(X, None if first_call else self.beta_)

@@ -103,7 +103,7 @@ def _careful_moments(X: np.ndarray, w: np.ndarray | None) -> Moments:
     W = present.astype(np.float64)
     if w is not None:
         W *= w[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         weight = W.sum(axis=0)
         wmax = W.max(axis=0, initial=0.0)
         W /= np.where(wmax > 0, wmax, 1.0)
@@ -112,7 +112,10 @@ def _careful_moments(X: np.ndarray, w: np.ndarray | None) -> Moments:
         mean = (P * x0).sum(axis=0)
         d = np.where(present, x0 - mean, 0.0)
         Pd = P * d
+        # A deviation beyond the float64 range makes the variance
+        # unrepresentable (inf); the mean is still right without correction.
         correction = Pd.sum(axis=0)
+        correction = np.where(np.isfinite(correction), correction, 0.0)
         var = (Pd * d).sum(axis=0) - correction * correction
     mean = mean + correction
     empty = weight == 0

@@ -1,0 +1,21 @@
+"""Test configuration shared by the whole suite."""
+
+import os
+
+# Both must be set before scipy / keras are first imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """With SKBN_NO_SKIPS set (CI sets it), a skipped test fails the run."""
+    if not os.environ.get("SKBN_NO_SKIPS"):
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if skipped:
+        reporter.write_line(
+            f"SKBN_NO_SKIPS: {len(skipped)} test(s) were skipped; every test must run in CI.",
+            red=True,
+        )
+        session.exitstatus = 1
