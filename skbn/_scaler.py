@@ -14,12 +14,25 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import FLOAT_DTYPES, check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _stats
 from ._affine import affine, scale_columns_sparse, transform_coefficients
 
 __all__ = ["BatchNormScaler"]
+
+
+# float32 stays float32, every other dtype (float16 included) becomes float64.
+_FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def _is_float32_frame(X) -> bool:
+    """A polars DataFrame whose columns are all Float32 (scikit-learn cannot
+    see a polars frame's dtype and would pick float64)."""
+    if type(X).__module__.partition(".")[0] != "polars" or not hasattr(X, "schema"):
+        return False
+    dtypes = list(X.schema.values())
+    return bool(dtypes) and all(str(dt) == "Float32" for dt in dtypes)
 
 
 @contextmanager
@@ -324,7 +337,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             X,
             reset=reset,
             accept_sparse=("csr", "csc"),
-            dtype=FLOAT_DTYPES,
+            dtype=np.float32 if _is_float32_frame(X) else _FLOAT_DTYPES,
             ensure_all_finite=False,
             copy=copy,
         )

@@ -267,7 +267,7 @@ def sparse_moments(X, sample_weight: np.ndarray | None = None) -> Moments:
     from sklearn.utils.sparsefuncs import mean_variance_axis
 
     mean, var, weight = mean_variance_axis(
-        X, axis=0, weights=sample_weight, return_sum_weights=True
+        X.astype(np.float64), axis=0, weights=sample_weight, return_sum_weights=True
     )
     weight = np.asarray(weight, dtype=np.float64)
     mean = np.where(weight > 0, mean, 0.0).astype(np.float64)
