@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from ._stats import map_blocks, row_blocks
+from ._stats import InfiniteValueError, map_blocks, row_blocks
 
 __all__ = ["affine", "scale_columns_sparse", "transform_coefficients"]
 
@@ -32,6 +32,12 @@ def transform_coefficients(
     return (1.0 if gamma is None else gamma) / divisor
 
 
+#: Bytes of one row block of the affine map.  Any partition gives the same
+#: bits (the map is elementwise); 1 MiB keeps the per-block Python overhead
+#: small and a block with its tiled coefficients in cache.
+AFFINE_BLOCK_BYTES = 1 << 20
+
+
 def affine(
     X: np.ndarray,
     out: np.ndarray,
@@ -40,35 +46,65 @@ def affine(
     offset: np.ndarray | None,
     *,
     inverse: bool = False,
+    check_finite: bool = True,
     n_jobs: int | None = None,
 ) -> np.ndarray:
-    """Write ``(X - shift) * factor + offset`` into ``out``, one row block at a time.
+    """Write ``(X - shift) * factor + offset`` into ``out``, one block at a time.
 
     With ``inverse=True`` it writes ``(X - offset) / factor + shift`` instead.
-    ``None`` leaves a term out.  The coefficients are cast to ``out.dtype``
+    ``None`` leaves a term out.  The coefficients are cast to ``out.dtype``,
     so float32 data is mapped in float32.  ``out`` may be ``X`` itself.
+
+    Each block is read once into cache and written once: a C-contiguous
+    block is processed as one flat vector against tiled coefficients, an
+    F-contiguous array as its C-contiguous transpose with column
+    coefficients.  With ``check_finite``, a block holding +/-inf raises
+    :class:`~skbn._stats.InfiniteValueError` before it is written.
     """
     dtype = out.dtype
-    shift = None if shift is None else shift.astype(dtype)
-    factor = factor.astype(dtype)
-    offset = None if offset is None else offset.astype(dtype)
+    coefs = [None if c is None else np.asarray(c, dtype=dtype) for c in (shift, factor, offset)]
     if inverse:
-        first, op, last = offset, np.divide, shift
+        coefs = [coefs[2], coefs[1], coefs[0]]
+    op = np.divide if inverse else np.multiply
+    transposed = not X.flags.c_contiguous and X.flags.f_contiguous and out.flags.f_contiguous
+    if transposed:  # columns are contiguous: work on rows of the transpose
+        X, out = X.T, out.T
+        coefs = [None if c is None else c[:, None] for c in coefs]
+        flat = False
     else:
-        first, op, last = shift, np.multiply, offset
+        flat = X.flags.c_contiguous and out.flags.c_contiguous and X.dtype == dtype
+    n_rows, n_cols = X.shape
+    blocks = row_blocks(n_rows, n_cols, AFFINE_BLOCK_BYTES)
+    rows = blocks[0].stop - blocks[0].start
+    flat = flat and len(blocks) > 1  # one block: plain broadcasting is as fast
+    if flat:
+        coefs = [None if c is None else np.tile(c, rows) for c in coefs]
 
     def one(block):
-        o = out[block]
+        xb, ob = X[block], out[block]
+        first, mid, last = coefs
+        if flat:
+            size = xb.size
+            xb, ob = xb.reshape(-1), ob.reshape(-1)
+            first, mid, last = (None if c is None else c[:size] for c in coefs)
+        if check_finite:
+            with np.errstate(over="ignore", invalid="ignore"):
+                finite = np.isfinite(xb.sum())
+            if not finite and np.isinf(xb).any():
+                if transposed:
+                    rows_inf = np.isinf(X[block]).any(axis=1)
+                    raise InfiniteValueError(block.start + np.flatnonzero(rows_inf))
+                raise InfiniteValueError(np.flatnonzero(np.isinf(X[block]).any(axis=0)))
         if first is None:
-            op(X[block], factor, out=o)
+            op(xb, mid, out=ob)
         else:
-            np.subtract(X[block], first, out=o)
-            op(o, factor, out=o)
+            np.subtract(xb, first, out=ob)
+            op(ob, mid, out=ob)
         if last is not None:
-            np.add(o, last, out=o)
+            np.add(ob, last, out=ob)
 
-    map_blocks(one, row_blocks(X.shape[0], X.shape[1]), n_jobs)
-    return out
+    map_blocks(one, blocks, n_jobs)
+    return out.T if transposed else out
 
 
 def scale_columns_sparse(X, factor: np.ndarray):

@@ -7,6 +7,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from sklearn import get_config
 from sklearn.base import (
     BaseEstimator,
     OneToOneFeatureMixin,
@@ -24,6 +25,12 @@ __all__ = ["BatchNormScaler"]
 
 # float32 stays float32, every other dtype (float16 included) becomes float64.
 _FLOAT_DTYPES = (np.float64, np.float32)
+
+# The parameters whose values can be compared cheaply; see _check_params.
+_CHEAP_PARAMS = (
+    "momentum", "epsilon", "unbiased", "init", "center", "scale",
+    "with_mean", "batch_size", "n_jobs", "copy",
+)  # fmt: skip
 
 
 def _is_float32_frame(X) -> bool:
@@ -59,7 +66,18 @@ def _feature_labels(estimator, mask: np.ndarray) -> list:
     return [int(i) for i in idx]
 
 
-def _check_finite(X, estimator, what: str = "X") -> None:
+def _infinite_error(estimator, columns, what: str = "X") -> ValueError:
+    mask = np.zeros(estimator.n_features_in_, dtype=bool)
+    mask[np.asarray(columns, dtype=np.intp)] = True
+    return ValueError(
+        f"Input {what} contains infinity in feature(s) {_feature_labels(estimator, mask)}. "
+        f"{type(estimator).__name__} accepts NaN (a missing value, ignored by the "
+        "statistics) but not +/-inf: replace infinite values, e.g. with "
+        "np.nan or a clipped finite value."
+    )
+
+
+def _check_finite(X, estimator) -> None:
     """Refuse +/-inf (NaN is allowed: it marks a missing value)."""
     values = X.data if sp.issparse(X) else X
     with np.errstate(over="ignore", invalid="ignore"):
@@ -68,17 +86,11 @@ def _check_finite(X, estimator, what: str = "X") -> None:
     if not np.isinf(values).any():
         return
     if sp.issparse(X):
-        cols = np.unique(X.tocoo().col[np.isinf(X.tocoo().data)])
-        mask = np.zeros(X.shape[1], dtype=bool)
-        mask[cols] = True
+        coo = X.tocoo()
+        columns = np.unique(coo.col[np.isinf(coo.data)])
     else:
-        mask = np.isinf(X).any(axis=0)
-    raise ValueError(
-        f"Input {what} contains infinity in feature(s) {_feature_labels(estimator, mask)}. "
-        f"{type(estimator).__name__} accepts NaN (a missing value, ignored by the "
-        "statistics) but not +/-inf: replace infinite values, e.g. with "
-        "np.nan or a clipped finite value."
-    )
+        columns = np.flatnonzero(np.isinf(X).any(axis=0))
+    raise _infinite_error(estimator, columns)
 
 
 def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
@@ -332,7 +344,23 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self._weighted_ = False
 
     def _validate_X(self, X, *, reset: bool, copy: bool = False):
-        X = validate_data(
+        """Validate ``X`` (finiteness is checked later, where the data is read).
+
+        A plain 2-D float32/float64 ndarray of the fitted width, for a scaler
+        fitted without feature names, is already what ``validate_data`` would
+        return, so it skips that call; everything else goes through it.
+        """
+        if (
+            not reset
+            and type(X) is np.ndarray
+            and X.ndim == 2
+            and X.dtype in _FLOAT_DTYPES
+            and X.shape[0] > 0
+            and X.shape[1] == self.n_features_in_
+            and not hasattr(self, "feature_names_in_")
+        ):
+            return X
+        return validate_data(
             self,
             X,
             reset=reset,
@@ -341,8 +369,15 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             ensure_all_finite=False,
             copy=copy,
         )
-        _check_finite(X, self)
-        return X
+
+    def _check_params(self) -> None:
+        """Validate the parameters, skipping the work when they have not
+        changed since the last successful check (``gamma`` and ``beta`` are
+        checked where they are used, when fitting starts)."""
+        key = tuple((type(v), v) for v in map(self.__dict__.get, _CHEAP_PARAMS))
+        if key != self.__dict__.get("_checked_params"):
+            self._validate_params()
+            self._checked_params = key
 
     def _check_sparse_supported(self, X, beta=None) -> None:
         if not sp.issparse(X):
@@ -361,13 +396,18 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 "to a dense array."
             )
 
+    def _moments(self, X, sample_weight):
+        try:
+            if sp.issparse(X):
+                _check_finite(X, self)
+                return _stats.sparse_moments(X, sample_weight)
+            return _stats.dense_moments(X, sample_weight, n_jobs=self.n_jobs)
+        except _stats.InfiniteValueError as exc:
+            raise _infinite_error(self, exc.columns) from None
+
     def _update(self, X, sample_weight: np.ndarray | None) -> None:
         """Apply one mini-batch to the moving statistics (SPEC section 3)."""
-        if sp.issparse(X):
-            moments = _stats.sparse_moments(X, sample_weight)
-        else:
-            moments = _stats.dense_moments(X, sample_weight, n_jobs=self.n_jobs)
-
+        moments = self._moments(X, sample_weight)
         weight = moments.weight
         update_mean = weight > 0
         if self.unbiased:
@@ -376,37 +416,19 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         else:
             batch_var = moments.var
             update_var = update_mean
-
-        mean_updates = self._mean_updates_ + update_mean
-        var_updates = self._var_updates_ + update_var
-        # Features that this batch does not update keep alpha = 0.
-        with np.errstate(divide="ignore", invalid="ignore"):
-            alpha_mean = np.where(
-                update_mean,
-                _stats.averaging_factor(np.maximum(mean_updates, 1), self.momentum, self.init),
-                0.0,
-            )
-            alpha_var = np.where(
-                update_var,
-                _stats.averaging_factor(np.maximum(var_updates, 1), self.momentum, self.init),
-                0.0,
-            )
-        moving_mean = np.where(
-            update_mean,
-            _stats.move_toward(self.moving_mean_, moments.mean, alpha_mean),
-            self.moving_mean_,
-        )
-        moving_var = np.where(
-            update_var,
-            _stats.move_toward(self.moving_var_, np.where(update_var, batch_var, 0.0), alpha_var),
-            self.moving_var_,
-        )
+        moving_mean, mean_updates = _stats.moving_update(
+            self.moving_mean_, self._mean_updates_, moments.mean, update_mean,
+            self.momentum, self.init,
+        )  # fmt: skip
+        moving_var, var_updates = _stats.moving_update(
+            self.moving_var_, self._var_updates_, batch_var, update_var,
+            self.momentum, self.init,
+        )  # fmt: skip
 
         samples = self._samples_per_feature_ + weight
         weighted = self._weighted_ or sample_weight is not None
-        if samples.size and np.all(samples == samples[0]):
-            seen = samples[0].item()
-            seen = seen if weighted else int(seen)
+        if samples.min() == samples.max():
+            seen = samples[0].item() if weighted else int(samples[0])
         else:
             seen = samples if weighted else samples.astype(np.int64)
 
@@ -463,7 +485,6 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 self._update(X[rows], w)
         return self
 
-    @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None, sample_weight=None):
         """Update the moving statistics with one mini-batch ``X``.
 
@@ -487,10 +508,10 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """
         with _atomic(self):
             first_call = not hasattr(self, "n_batches_seen_")
-            if not first_call:
-                # scikit-learn skips this for a fitted estimator's partial_fit;
-                # a parameter changed mid-stream must still be checked.
-                self._validate_params()
+            # Checked on every call: a parameter changed mid-stream must be
+            # refused before it touches the statistics.
+            if not get_config()["skip_parameter_validation"]:
+                self._check_params()
             X = self._validate_X(X, reset=first_call)
             sample_weight = _check_sample_weight(sample_weight, X.shape[0])
             self._check_sparse_supported(X, None if first_call else self.beta_)
@@ -508,18 +529,31 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         offset = self.beta_ if self.center else None
         return shift, factor, offset
 
-    def _prepare_output(self, X_in, copy):
+    def _apply(self, X_in, copy, inverse: bool):
+        """Validate ``X_in``, choose where to write, and apply the affine map."""
         copy = self.copy if copy is None else copy
         X = self._validate_X(X_in, reset=False, copy=copy and sp.issparse(X_in))
+        shift, factor, offset = self._coefficients()
         if sp.issparse(X):
             self._check_sparse_supported(X, self.beta_)
-            return X, X
+            _check_finite(X, self)
+            return scale_columns_sparse(X, 1.0 / factor if inverse else factor)
+        # validate_data may already have made a new array (a list, another
+        # dtype); it can then be written into even when copy=True.
         fresh = isinstance(X_in, (list, tuple)) or (
             isinstance(X_in, np.ndarray) and not np.may_share_memory(X, X_in)
         )
-        if (copy and not fresh) or not X.flags.writeable:
-            return X, np.empty_like(X)
-        return X, X
+        in_place = X.flags.writeable and (fresh or not copy)
+        if in_place:
+            _check_finite(X, self)  # all of X, before any of it is overwritten
+        out = X if in_place else np.empty_like(X)
+        try:
+            return affine(
+                X, out, shift, factor, offset,
+                inverse=inverse, check_finite=not in_place, n_jobs=self.n_jobs,
+            )  # fmt: skip
+        except _stats.InfiniteValueError as exc:
+            raise _infinite_error(self, exc.columns) from None
 
     def transform(self, X, copy=None):
         """Scale ``X`` with the moving statistics.
@@ -543,11 +577,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Scaled data, float32 for float32 input, float64 otherwise.
         """
         check_is_fitted(self)
-        X, out = self._prepare_output(X, copy)
-        shift, factor, offset = self._coefficients()
-        if sp.issparse(X):
-            return scale_columns_sparse(out, factor)
-        return affine(X, out, shift, factor, offset, n_jobs=self.n_jobs)
+        return self._apply(X, copy, inverse=False)
 
     def inverse_transform(self, X, copy=None):
         """Undo :meth:`transform`: ``x = (y - beta_) / factor + moving_mean_``.
@@ -577,11 +607,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 f"{_feature_labels(self, self.gamma_ == 0)}, which transform maps "
                 "to a constant. Set those gamma_ values to nonzero numbers."
             )
-        X, out = self._prepare_output(X, copy)
-        shift, factor, offset = self._coefficients()
-        if sp.issparse(X):
-            return scale_columns_sparse(out, 1.0 / factor)
-        return affine(X, out, shift, factor, offset, inverse=True, n_jobs=self.n_jobs)
+        return self._apply(X, copy, inverse=True)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

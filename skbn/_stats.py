@@ -21,20 +21,25 @@ then moves toward its batch value ``b`` by a step ``alpha``::
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 from joblib import effective_n_jobs
 
 __all__ = [
+    "InfiniteValueError",
     "Moments",
     "averaging_factor",
     "block_moments",
     "dense_moments",
     "merge_moments",
     "move_toward",
+    "moving_update",
     "reduce_moments",
+    "raise_if_infinite",
     "row_blocks",
     "snap_constant",
     "sparse_moments",
@@ -43,9 +48,26 @@ __all__ = [
 
 #: Bytes of float64 data per row block.  Fixed (it never depends on
 #: ``n_jobs``), so results are identical, bit for bit, for every ``n_jobs``.
-BLOCK_BYTES = 1 << 18
+BLOCK_BYTES = 1 << 21
 
 _EPS = np.finfo(np.float64).eps
+
+
+class InfiniteValueError(ValueError):
+    """The data holds +/-inf; ``columns`` are the indices of the features."""
+
+    def __init__(self, columns):
+        self.columns = np.asarray(columns)
+        super().__init__(f"infinite values in column(s) {self.columns.tolist()}")
+
+
+def raise_if_infinite(X: np.ndarray, columns: np.ndarray | None = None) -> None:
+    """Raise :class:`InfiniteValueError` if ``X`` (or its ``columns``) holds +/-inf."""
+    sub = X if columns is None else X[:, columns]
+    infinite = np.isinf(sub).any(axis=0)
+    if infinite.any():
+        idx = np.flatnonzero(infinite)
+        raise InfiniteValueError(idx if columns is None else np.asarray(columns)[idx])
 
 
 class Moments(NamedTuple):
@@ -82,12 +104,20 @@ def row_blocks(n_rows: int, n_features: int, block_bytes: int = BLOCK_BYTES) -> 
 
 
 def map_blocks(func, blocks: list, n_jobs: int | None) -> list:
-    """``[func(b) for b in blocks]``, spread over threads, results in order."""
+    """``[func(b) for b in blocks]``, spread over threads, results in order.
+
+    Each thread takes one contiguous run of blocks (a static schedule: one
+    task per thread, so the pool costs nothing per block).  The partition
+    into blocks, and so every result, is the same for every ``n_jobs``.
+    """
     n_threads = min(effective_n_jobs(n_jobs), len(blocks))
     if n_threads <= 1:
         return [func(block) for block in blocks]
+    bounds = np.linspace(0, len(blocks), n_threads + 1).astype(int)
+    runs = [blocks[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        return list(pool.map(func, blocks))
+        results = pool.map(lambda run: [func(block) for block in run], runs)
+        return [r for run in results for r in run]
 
 
 def _careful_moments(X: np.ndarray, w: np.ndarray | None) -> Moments:
@@ -151,34 +181,28 @@ def block_moments(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Mom
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     n_rows, n_features = X.shape
+    w = np.ones(n_rows) if sample_weight is None else sample_weight
+    total = float(n_rows) if sample_weight is None else float(w.sum())
+    if total == 0:
+        raise_if_infinite(X)
+        return _careful_moments(X, w)
     with np.errstate(over="ignore", invalid="ignore"):
-        if sample_weight is None:
-            weight = np.full(n_features, float(n_rows))
-            mean = X.sum(axis=0) / n_rows
-            d = X - mean
-            correction = d.sum(axis=0) / n_rows
-            var = np.einsum("ij,ij->j", d, d) / n_rows - correction * correction
-        else:
-            w = sample_weight[:, None]
-            total = float(sample_weight.sum())
-            weight = np.full(n_features, total)
-            if total > 0:
-                mean = (X * w).sum(axis=0) / total
-                d = X - mean
-                wd = d * w
-                correction = wd.sum(axis=0) / total
-                var = np.einsum("ij,ij->j", wd, d) / total - correction * correction
-            else:
-                mean = np.zeros(n_features)
-                correction = var = mean
-                if np.isnan(X).any():  # NaN never counts, even at weight 0
-                    return _careful_moments(X, sample_weight)
-        mean = mean + correction
-    bad = ~(np.isfinite(mean) & np.isfinite(var))
+        mean = (w @ X) / total
+        d = X - mean
+        correction = (w @ d) / total
+        np.multiply(d, d, out=d)
+        var = (w @ d) / total - correction * correction
+        mean += correction
+        bad = ~np.isfinite(mean + var)
     if bad.any():
+        raise_if_infinite(X, np.flatnonzero(bad))
         safe = _careful_moments(X[:, bad], sample_weight)
+        weight = np.full(n_features, total)
         weight[bad], mean[bad], var[bad] = safe
-    return Moments(weight, mean, np.maximum(var, 0.0))
+    else:
+        weight = np.full(n_features, total)
+    np.maximum(var, 0.0, out=var)
+    return Moments(weight, mean, var)
 
 
 def merge_moments(a: Moments, b: Moments) -> Moments:
@@ -240,26 +264,131 @@ def snap_constant(moments: Moments, n_rows: int) -> Moments:
     return moments._replace(var=np.where(constant, 0.0, var))
 
 
+def aligned_empty(n: int, align: int = 64) -> np.ndarray:
+    """An uninitialised float64 vector whose data starts on an ``align``-byte
+    boundary, so BLAS kernels take the same path (and round the same way) on
+    every buffer."""
+    raw = np.empty(n + align // 8, dtype=np.float64)
+    offset = (-raw.ctypes.data % align) // 8
+    return raw[offset : offset + n]
+
+
+_blas_controller = None
+
+
+@contextmanager
+def _single_threaded_blas():
+    """BLAS on one thread, whatever ``n_jobs`` is: a multithreaded BLAS sums
+    in another order, and the results must not depend on the thread count."""
+    global _blas_controller
+    if _blas_controller is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller = ThreadpoolController()
+    with _blas_controller.limit(limits=1, user_api="blas"):
+        yield
+
+
+#: A shifted sum is trusted when the shift is within 2**10 standard
+#: deviations of the mean; otherwise the column is recomputed block by block.
+_MAX_SHIFT_RATIO2 = float(2**20)
+
+
+def _shifted_sums(X, sample_weight, shift, blocks, n_jobs):
+    """Per block, ``(sum w d, sum w d^2)`` with ``d = x - shift``, in block order."""
+    n_features = X.shape[1]
+    rows = blocks[0].stop - blocks[0].start
+    # A C-contiguous float64 block is subtracted as one flat vector against a
+    # tiled shift: the same values as the broadcast, without its short loops.
+    flat = X.dtype == np.float64 and X.flags.c_contiguous
+    tile = np.tile(shift, rows) if flat else None
+    ones = aligned_empty(rows)
+    ones.fill(1.0)
+    local = threading.local()
+
+    def one(block):
+        buf = getattr(local, "buf", None)
+        if buf is None:
+            buf = local.buf = aligned_empty(rows * n_features)
+        k = block.stop - block.start
+        d = buf[: k * n_features]
+        d2 = d.reshape(k, n_features)
+        w = ones[:k] if sample_weight is None else sample_weight[block]
+        with np.errstate(over="ignore", invalid="ignore"):  # errstate is per thread
+            if flat:
+                np.subtract(X[block].reshape(-1), tile[: k * n_features], out=d)
+            else:
+                np.subtract(X[block], shift, out=d2)
+            s1 = w @ d2
+            np.multiply(d, d, out=d)
+            return s1, w @ d2
+
+    return map_blocks(one, blocks, n_jobs)
+
+
 def dense_moments(
     X: np.ndarray,
     sample_weight: np.ndarray | None = None,
     n_jobs: int | None = None,
     block_bytes: int = BLOCK_BYTES,
 ) -> Moments:
-    """Moments of a dense 2-D array, one row block at a time.
+    """Moments of a dense 2-D array in one pass over the data.
 
-    Blocks are computed in cache (in threads when ``n_jobs`` allows) and merged
-    in block order, so the result is the same, bit for bit, for every
-    ``n_jobs`` and every memory layout.
+    A batch that fits in one block gets :func:`block_moments`.  A larger one
+    is read once, block by block, in cache: each block contributes
+    ``sum w d`` and ``sum w d^2`` with ``d = x - K``, where the shift ``K`` is
+    the (corrected two-pass) mean of the first block, and::
+
+        mu = K + S1 / m          s2 = S2 / m - (S1 / m)^2
+
+    This is the corrected two-pass formula with the shift ``K`` in place of a
+    first pass; its relative error is about ``eps (1 + (mu - K)^2 / s2)``,
+    and since ``s2 >= (m_1 / m) (mu_1 - mu)^2`` that is at most
+    ``eps (1 + m / m_1)``.  A column whose ``(mu - K)^2`` exceeds ``2^20 s2``
+    anyway, or that meets NaN or overflow, is recomputed block by block with
+    :func:`block_moments` and merged with :func:`merge_moments`.
+
+    The block partition depends only on the shape, blocks are summed in
+    order, and BLAS runs on one thread, so the result is the same, bit for
+    bit, for every ``n_jobs`` and every memory layout.
     """
-    blocks = row_blocks(X.shape[0], X.shape[1], block_bytes)
+    n_rows, n_features = X.shape
+    blocks = row_blocks(n_rows, n_features, block_bytes)
+    block_rows = blocks[0].stop - blocks[0].start
+    if len(blocks) == 1:
+        return snap_constant(block_moments(X, sample_weight), block_rows)
 
-    def one(block):
-        w = None if sample_weight is None else sample_weight[block]
-        return block_moments(X[block], w)
+    def weights(block):
+        return None if sample_weight is None else sample_weight[block]
 
-    moments = reduce_moments(map_blocks(one, blocks, n_jobs))
-    return snap_constant(moments, blocks[0].stop - blocks[0].start)
+    with _single_threaded_blas():
+        first = block_moments(X[blocks[0]], weights(blocks[0]))
+        shift = np.where(first.weight > 0, first.mean, 0.0)
+        parts = _shifted_sums(X, sample_weight, shift, blocks, n_jobs)
+    s1 = parts[0][0].copy()
+    s2 = parts[0][1].copy()
+    for p1, p2 in parts[1:]:
+        s1 += p1
+        s2 += p2
+    total = float(n_rows) if sample_weight is None else float(sample_weight.sum())
+    weight = np.full(n_features, total)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        m1 = s1 / total
+        mean = shift + m1
+        var = s2 / total - m1 * m1
+        bad = ~(np.isfinite(mean) & np.isfinite(var) & (m1 * m1 <= _MAX_SHIFT_RATIO2 * var))
+    if total == 0:
+        bad[:] = True
+    if bad.any():
+        columns = np.flatnonzero(bad)
+        raise_if_infinite(X, columns)
+
+        def careful(block):
+            return block_moments(X[block][:, columns], weights(block))
+
+        safe = reduce_moments(map_blocks(careful, blocks, n_jobs))
+        weight[bad], mean[bad], var[bad] = safe
+    return snap_constant(Moments(weight, mean, np.maximum(var, 0.0)), block_rows)
 
 
 def sparse_moments(X, sample_weight: np.ndarray | None = None) -> Moments:
@@ -326,3 +455,48 @@ def move_toward(S: np.ndarray, b: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         if wide.any():
             out[wide] = (1.0 - alpha[wide]) * S[wide] + alpha[wide] * b[wide]
     return np.where(alpha == 1.0, b, out)
+
+
+def moving_update(
+    S: np.ndarray,
+    n_updates: np.ndarray,
+    b: np.ndarray,
+    mask: np.ndarray,
+    momentum: float | None,
+    init: str,
+) -> tuple:
+    """One step of a moving statistic: ``S <- S + alpha (b - S)`` where ``mask``.
+
+    Parameters
+    ----------
+    S : ndarray of shape (n_features,)
+        The moving statistic.
+    n_updates : ndarray of int of shape (n_features,)
+        How many batches have updated each feature's ``S`` so far.
+    b : ndarray of shape (n_features,)
+        The batch statistic (ignored where ``mask`` is False).
+    mask : ndarray of bool of shape (n_features,)
+        The features this batch updates.
+    momentum, init
+        As in :func:`averaging_factor`.
+
+    Returns
+    -------
+    S_new, n_updates_new : ndarray
+        New arrays; the inputs are not modified.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> S, t = moving_update(np.zeros(2), np.zeros(2, int), np.array([4.0, 8.0]),
+    ...                      np.array([True, False]), None, "debiased")
+    >>> S.tolist(), t.tolist()
+    ([4.0, 0.0], [1, 0])
+    """
+    if mask.all():
+        t = n_updates + 1
+        return move_toward(S, b, averaging_factor(t, momentum, init)), t
+    t = n_updates + mask
+    alpha = averaging_factor(np.maximum(t, 1), momentum, init)
+    moved = move_toward(S, np.where(mask, b, S), alpha)
+    return np.where(mask, moved, S), t
