@@ -17,7 +17,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _stats
+from . import __version__, _stats
 from ._affine import affine, scale_columns_sparse, transform_coefficients
 
 __all__ = ["BatchNormScaler"]
@@ -25,6 +25,10 @@ __all__ = ["BatchNormScaler"]
 
 # float32 stays float32, every other dtype (float16 included) becomes float64.
 _FLOAT_DTYPES = (np.float64, np.float32)
+
+#: Version of the pickled state; bump it (and migrate in __setstate__) when
+#: the fitted attributes change meaning.
+_STATE_FORMAT = 1
 
 # The parameters whose values can be compared cheaply; see _check_params.
 _CHEAP_PARAMS = (
@@ -374,7 +378,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         """Validate the parameters, skipping the work when they have not
         changed since the last successful check (``gamma`` and ``beta`` are
         checked where they are used, when fitting starts)."""
-        key = tuple((type(v), v) for v in map(self.__dict__.get, _CHEAP_PARAMS))
+        key = tuple((type(v).__name__, v) for v in map(self.__dict__.get, _CHEAP_PARAMS))
         if key != self.__dict__.get("_checked_params"):
             self._validate_params()
             self._checked_params = key
@@ -608,6 +612,24 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 "to a constant. Set those gamma_ values to nonzero numbers."
             )
         return self._apply(X, copy, inverse=True)
+
+    # -- persistence -----------------------------------------------------------
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state["_skbn_format"] = _STATE_FORMAT
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        found = state.pop("_skbn_format", None)
+        if found is None or found > _STATE_FORMAT:
+            raise ValueError(
+                f"This BatchNormScaler was saved in state format {found!r}, which "
+                f"this skbn ({__version__}, format {_STATE_FORMAT}) cannot read. "
+                "Load it with the skbn version that saved it, or refit it."
+            )
+        super().__setstate__(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
