@@ -613,6 +613,70 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             )
         return self._apply(X, copy, inverse=True)
 
+    # -- interop (SPEC section 6): each integration lives in its own module,
+    # imported only when its method is called ----------------------------------
+
+    def get_weights(self) -> list:
+        """The weights in Keras order ``[gamma, beta, moving_mean, moving_variance]``.
+
+        ``gamma`` is left out when ``scale=False`` and ``beta`` when
+        ``center=False``, as Keras's ``BatchNormalization.get_weights`` does.
+
+        Returns
+        -------
+        weights : list of ndarray of shape (n_features,)
+        """
+        from ._weights import get_weights
+
+        return get_weights(self)
+
+    def set_weights(self, weights) -> BatchNormScaler:
+        """Load weights in the order of :meth:`get_weights`; works unfitted too.
+
+        Parameters
+        ----------
+        weights : list of array-like of shape (n_features,)
+
+        Returns
+        -------
+        self : object
+        """
+        from ._weights import set_weights
+
+        return set_weights(self, weights)
+
+    def to_torch(self, dtype=None):
+        """A ``torch.nn.BatchNorm1d`` in eval mode that transforms like this scaler.
+
+        Needs the ``torch`` extra (``pip install "skbn[torch]"``).
+        """
+        from ._torch import to_torch
+
+        return to_torch(self, dtype=dtype)
+
+    @classmethod
+    def from_torch(cls, module) -> BatchNormScaler:
+        """A fitted scaler with the statistics and affine weights of ``module``."""
+        from ._torch import from_torch
+
+        return from_torch(module, cls=cls)
+
+    def to_keras(self):
+        """A built ``keras.layers.BatchNormalization`` with the same weights.
+
+        Needs the ``keras`` extra (``pip install "skbn[keras]"``).
+        """
+        from ._keras import to_keras
+
+        return to_keras(self)
+
+    @classmethod
+    def from_keras(cls, layer) -> BatchNormScaler:
+        """A fitted scaler with the weights, momentum and epsilon of ``layer``."""
+        from ._keras import from_keras
+
+        return from_keras(layer, cls=cls)
+
     # -- persistence -----------------------------------------------------------
 
     def __getstate__(self):
