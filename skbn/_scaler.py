@@ -46,6 +46,11 @@ def _is_float32_frame(X) -> bool:
     return bool(dtypes) and all(str(dt) == "Float32" for dt in dtypes)
 
 
+def _is_dask(X) -> bool:
+    """A dask collection, recognised without importing dask."""
+    return type(X).__module__.partition(".")[0] == "dask"
+
+
 @contextmanager
 def _atomic(estimator):
     """Restore every attribute of ``estimator`` if the block raises.
@@ -411,7 +416,10 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def _update(self, X, sample_weight: np.ndarray | None) -> None:
         """Apply one mini-batch to the moving statistics (SPEC section 3)."""
-        moments = self._moments(X, sample_weight)
+        self._apply_moments(self._moments(X, sample_weight), sample_weight is not None)
+
+    def _apply_moments(self, moments: _stats.Moments, weighted: bool) -> None:
+        """Move the statistics toward one batch's ``moments`` (SPEC section 3)."""
         weight = moments.weight
         update_mean = weight > 0
         if self.unbiased:
@@ -430,7 +438,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         )  # fmt: skip
 
         samples = self._samples_per_feature_ + weight
-        weighted = self._weighted_ or sample_weight is not None
+        weighted = self._weighted_ or weighted
         if samples.min() == samples.max():
             seen = samples[0].item() if weighted else int(samples[0])
         else:
@@ -470,6 +478,10 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self : object
             Fitted scaler.
         """
+        if _is_dask(X) or _is_dask(sample_weight):
+            from ._dask import fit
+
+            return fit(self, X, sample_weight)
         with _atomic(self):
             self._reset()
             X = self._validate_X(X, reset=True)
@@ -510,6 +522,10 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self : object
             Fitted scaler.
         """
+        if _is_dask(X) or _is_dask(sample_weight):
+            from ._dask import partial_fit
+
+            return partial_fit(self, X, sample_weight)
         with _atomic(self):
             first_call = not hasattr(self, "n_batches_seen_")
             # Checked on every call: a parameter changed mid-stream must be
@@ -581,6 +597,10 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             Scaled data, float32 for float32 input, float64 otherwise.
         """
         check_is_fitted(self)
+        if _is_dask(X):
+            from ._dask import transform
+
+            return transform(self, X, inverse=False)
         return self._apply(X, copy, inverse=False)
 
     def inverse_transform(self, X, copy=None):
@@ -611,6 +631,10 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 f"{_feature_labels(self, self.gamma_ == 0)}, which transform maps "
                 "to a constant. Set those gamma_ values to nonzero numbers."
             )
+        if _is_dask(X):
+            from ._dask import transform
+
+            return transform(self, X, inverse=True)
         return self._apply(X, copy, inverse=True)
 
     # -- interop (SPEC section 6): each integration lives in its own module,
