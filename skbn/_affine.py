@@ -10,11 +10,7 @@ from ._stats import InfiniteValueError, map_blocks, row_blocks
 __all__ = ["affine", "scale_columns_sparse", "transform_coefficients"]
 
 
-def transform_coefficients(
-    moving_var: np.ndarray,
-    epsilon: float,
-    gamma: np.ndarray | None,
-) -> np.ndarray:
+def transform_coefficients(moving_var, epsilon: float, gamma, xp=np):
     """The multiplier ``gamma / sqrt(moving_var + epsilon)`` of each feature.
 
     Where ``moving_var + epsilon == 0`` the divisor is 1, as
@@ -27,8 +23,8 @@ def transform_coefficients(
     >>> transform_coefficients(np.array([4.0, 0.0]), 0.0, np.array([2.0, 3.0])).tolist()
     [1.0, 3.0]
     """
-    divisor = np.sqrt(moving_var + epsilon)
-    divisor = np.where(divisor == 0, 1.0, divisor)
+    divisor = xp.sqrt(moving_var + epsilon)
+    divisor = xp.where(divisor == 0, xp.ones_like(divisor), divisor)
     return (1.0 if gamma is None else gamma) / divisor
 
 

@@ -17,7 +17,7 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import __version__, _stats
+from . import __version__, _array_api, _stats
 from ._affine import affine, scale_columns_sparse, transform_coefficients
 
 __all__ = ["BatchNormScaler"]
@@ -44,6 +44,15 @@ def _is_float32_frame(X) -> bool:
         return False
     dtypes = list(X.schema.values())
     return bool(dtypes) and all(str(dt) == "Float32" for dt in dtypes)
+
+
+def _to_numpy(a):
+    """A fitted array as NumPy, whatever namespace and device it lives in."""
+    if isinstance(a, np.ndarray):
+        return a
+    from sklearn.utils._array_api import _convert_to_numpy, get_namespace
+
+    return _convert_to_numpy(a, get_namespace(a)[0])
 
 
 def _is_dask(X) -> bool:
@@ -339,20 +348,33 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             if name.endswith("_") and not name.startswith("__"):
                 delattr(self, name)
 
-    def _start(self, n_features: int) -> None:
-        """Set the starting state: mean 0, variance 1, no update counted."""
-        self.gamma_ = _check_affine(self.gamma, "gamma", n_features)
-        self.beta_ = _check_affine(self.beta, "beta", n_features)
-        self.moving_mean_ = np.zeros(n_features)
-        self.moving_var_ = np.ones(n_features)
+    def _start(self, n_features: int, xp=np, device=None) -> None:
+        """Set the starting state: mean 0, variance 1, no update counted.
+
+        The arrays live in the namespace ``xp`` on ``device`` (NumPy by default).
+        """
+        gamma = _check_affine(self.gamma, "gamma", n_features)
+        beta = _check_affine(self.beta, "beta", n_features)
+        if xp is np:
+            self.gamma_, self.beta_ = gamma, beta
+            self.moving_mean_ = np.zeros(n_features)
+            self.moving_var_ = np.ones(n_features)
+            self._mean_updates_ = np.zeros(n_features, dtype=np.int64)
+            self._samples_per_feature_ = np.zeros(n_features)
+        else:
+            dtype = _array_api.stats_dtype(xp, device)
+            self.gamma_ = xp.asarray(gamma, dtype=dtype, device=device)
+            self.beta_ = xp.asarray(beta, dtype=dtype, device=device)
+            self.moving_mean_ = xp.zeros(n_features, dtype=dtype, device=device)
+            self.moving_var_ = xp.ones(n_features, dtype=dtype, device=device)
+            self._mean_updates_ = xp.zeros(n_features, dtype=xp.int64, device=device)
+            self._samples_per_feature_ = xp.zeros(n_features, dtype=dtype, device=device)
+        self._var_updates_ = xp.asarray(self._mean_updates_, copy=True)
         self.n_batches_seen_ = 0
         self.n_samples_seen_ = 0
-        self._mean_updates_ = np.zeros(n_features, dtype=np.int64)
-        self._var_updates_ = np.zeros(n_features, dtype=np.int64)
-        self._samples_per_feature_ = np.zeros(n_features)
         self._weighted_ = False
 
-    def _validate_X(self, X, *, reset: bool, copy: bool = False):
+    def _validate_X(self, X, *, reset: bool, copy: bool = False, xp=np, device=None):
         """Validate ``X`` (finiteness is checked later, where the data is read).
 
         A plain 2-D float32/float64 ndarray of the fitted width, for a scaler
@@ -369,15 +391,39 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             and not hasattr(self, "feature_names_in_")
         ):
             return X
+        if xp is np:
+            dtype = np.float32 if _is_float32_frame(X) else _FLOAT_DTYPES
+        else:  # float32 stays float32, the rest takes the device's best float
+            dtype = (_array_api.stats_dtype(xp, device), xp.float32)
         return validate_data(
             self,
             X,
             reset=reset,
             accept_sparse=("csr", "csc"),
-            dtype=np.float32 if _is_float32_frame(X) else _FLOAT_DTYPES,
+            dtype=dtype,
             ensure_all_finite=False,
             copy=copy,
         )
+
+    def _sample_weight(self, sample_weight, X, xp):
+        """Validated weights: NumPy through ``_check_sample_weight`` above,
+        other namespaces through scikit-learn's, with the same refusals."""
+        if xp is np or sample_weight is None:
+            return _check_sample_weight(sample_weight, X.shape[0])
+        from sklearn.utils.validation import _check_sample_weight as sk_check
+
+        w = sk_check(sample_weight, X, dtype=X.dtype, allow_all_zero_weights=True)
+        if not bool(xp.all(xp.isfinite(w))):
+            raise ValueError(
+                "sample_weight contains NaN or infinity; every weight must be a finite "
+                "number >= 0 (use 0 to leave a sample out)."
+            )
+        if bool(xp.any(w < 0)):
+            raise ValueError(
+                "Negative values in data passed to sample_weight: frequency weights "
+                "must be >= 0 (use 0 to leave a sample out)."
+            )
+        return w
 
     def _check_params(self) -> None:
         """Validate the parameters, skipping the work when they have not
@@ -405,8 +451,10 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 "to a dense array."
             )
 
-    def _moments(self, X, sample_weight):
+    def _moments(self, X, sample_weight, xp=np, device=None):
         try:
+            if xp is not np:
+                return _array_api.moments(X, sample_weight, xp, device)
             if sp.issparse(X):
                 _check_finite(X, self)
                 return _stats.sparse_moments(X, sample_weight)
@@ -414,35 +462,36 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         except _stats.InfiniteValueError as exc:
             raise _infinite_error(self, exc.columns) from None
 
-    def _update(self, X, sample_weight: np.ndarray | None) -> None:
+    def _update(self, X, sample_weight, xp=np, device=None) -> None:
         """Apply one mini-batch to the moving statistics (SPEC section 3)."""
-        self._apply_moments(self._moments(X, sample_weight), sample_weight is not None)
+        moments = self._moments(X, sample_weight, xp, device)
+        self._apply_moments(moments, sample_weight is not None, xp)
 
-    def _apply_moments(self, moments: _stats.Moments, weighted: bool) -> None:
+    def _apply_moments(self, moments: _stats.Moments, weighted: bool, xp=np) -> None:
         """Move the statistics toward one batch's ``moments`` (SPEC section 3)."""
         weight = moments.weight
         update_mean = weight > 0
         if self.unbiased:
-            batch_var = _stats.unbiased_variance(moments)
+            batch_var = _stats.unbiased_variance(moments, xp)
             update_var = weight > 1
         else:
             batch_var = moments.var
             update_var = update_mean
         moving_mean, mean_updates = _stats.moving_update(
             self.moving_mean_, self._mean_updates_, moments.mean, update_mean,
-            self.momentum, self.init,
+            self.momentum, self.init, xp,
         )  # fmt: skip
         moving_var, var_updates = _stats.moving_update(
             self.moving_var_, self._var_updates_, batch_var, update_var,
-            self.momentum, self.init,
+            self.momentum, self.init, xp,
         )  # fmt: skip
 
         samples = self._samples_per_feature_ + weight
         weighted = self._weighted_ or weighted
-        if samples.min() == samples.max():
-            seen = samples[0].item() if weighted else int(samples[0])
+        if xp.min(samples) == xp.max(samples):
+            seen = float(samples[0]) if weighted else int(samples[0])
         else:
-            seen = samples if weighted else samples.astype(np.int64)
+            seen = samples if weighted else xp.astype(samples, xp.int64)
 
         self.moving_mean_ = moving_mean
         self.moving_var_ = moving_var
@@ -482,23 +531,25 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             from ._dask import fit
 
             return fit(self, X, sample_weight)
+        xp, is_numpy, device = _array_api.namespace(X)
+        xp = np if is_numpy else xp
         with _atomic(self):
             self._reset()
-            X = self._validate_X(X, reset=True)
-            sample_weight = _check_sample_weight(sample_weight, X.shape[0])
-            if sample_weight is not None and not sample_weight.any():
+            X = self._validate_X(X, reset=True, xp=xp, device=device)
+            sample_weight = self._sample_weight(sample_weight, X, xp)
+            if sample_weight is not None and not xp.any(sample_weight != 0):
                 raise ValueError(
                     "Sample weights must contain at least one non-zero number: "
                     "with all weights zero there is nothing to learn."
                 )
             self._check_sparse_supported(X)
-            self._start(X.shape[1])
+            self._start(X.shape[1], xp, device)
             n = X.shape[0]
             step = n if self.batch_size is None else self.batch_size
             for start in range(0, n, step):
                 rows = slice(start, min(start + step, n))
                 w = None if sample_weight is None else sample_weight[rows]
-                self._update(X[rows], w)
+                self._update(X[rows, ...], w, xp, device)
         return self
 
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -532,12 +583,16 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             # refused before it touches the statistics.
             if not get_config()["skip_parameter_validation"]:
                 self._check_params()
-            X = self._validate_X(X, reset=first_call)
-            sample_weight = _check_sample_weight(sample_weight, X.shape[0])
+            xp, is_numpy, device = _array_api.namespace(X)
+            if not first_call and xp is not np:  # array_api_dispatch is on
+                self._check_same_namespace(X, "partial_fit")
+            xp = np if is_numpy else xp
+            X = self._validate_X(X, reset=first_call, xp=xp, device=device)
+            sample_weight = self._sample_weight(sample_weight, X, xp)
             self._check_sparse_supported(X, None if first_call else self.beta_)
             if first_call:
-                self._start(X.shape[1])
-            self._update(X, sample_weight)
+                self._start(X.shape[1], xp, device)
+            self._update(X, sample_weight, xp, device)
         return self
 
     # -- transforming ----------------------------------------------------------
@@ -549,8 +604,30 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         offset = self.beta_ if self.center else None
         return shift, factor, offset
 
+    def _check_same_namespace(self, X, method: str) -> None:
+        from sklearn.utils._array_api import check_same_namespace
+
+        check_same_namespace(X, self, attribute="moving_mean_", method=method)
+
+    def _apply_xp(self, X, inverse: bool, xp, device):
+        """The affine map for an Array API namespace other than NumPy."""
+        X = self._validate_X(X, reset=False, xp=xp, device=device)
+        gamma = self.gamma_ if self.scale else None
+        factor = transform_coefficients(self.moving_var_, self.epsilon, gamma, xp)
+        shift = self.moving_mean_ if self.with_mean else None
+        offset = self.beta_ if self.center else None
+        try:
+            return _array_api.affine(X, shift, factor, offset, inverse=inverse, xp=xp)
+        except _stats.InfiniteValueError as exc:
+            raise _infinite_error(self, exc.columns) from None
+
     def _apply(self, X_in, copy, inverse: bool):
         """Validate ``X_in``, choose where to write, and apply the affine map."""
+        xp, is_numpy, device = _array_api.namespace(X_in)
+        if xp is not np:  # array_api_dispatch is on
+            self._check_same_namespace(X_in, "inverse_transform" if inverse else "transform")
+        if not is_numpy:
+            return self._apply_xp(X_in, inverse, xp, device)
         copy = self.copy if copy is None else copy
         X = self._validate_X(X_in, reset=False, copy=copy and sp.issparse(X_in))
         shift, factor, offset = self._coefficients()
@@ -625,10 +702,11 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             mapped to a constant and cannot be recovered.
         """
         check_is_fitted(self)
-        if self.scale and not np.all(self.gamma_ != 0):
+        zero_gamma = np.asarray(_to_numpy(self.gamma_)) == 0
+        if self.scale and zero_gamma.any():
             raise ValueError(
                 "Cannot invert the transform: gamma_ is 0 for feature(s) "
-                f"{_feature_labels(self, self.gamma_ == 0)}, which transform maps "
+                f"{_feature_labels(self, zero_gamma)}, which transform maps "
                 "to a constant. Set those gamma_ values to nonzero numbers."
             )
         if _is_dask(X):
@@ -725,4 +803,5 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         no_offset = not self.center or np.all(np.asarray(self.beta) == 0)
         tags.input_tags.sparse = (not self.with_mean) and bool(no_offset)
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.array_api_support = True
         return tags

@@ -249,19 +249,21 @@ def reduce_moments(parts: list) -> Moments:
     return total
 
 
-def snap_constant(moments: Moments, n_rows: int) -> Moments:
+def snap_constant(moments: Moments, n_rows: int, xp=np) -> Moments:
     """Set to exactly 0 the variances that are indistinguishable from 0.
 
     A variance below the rounding error of its computation,
     ``s2 <= n eps s2 + (n mu eps)^2`` with ``n`` the rows per block (the
     bound scikit-learn's ``StandardScaler`` uses to detect constant features),
-    comes from a constant feature and is set to 0.
+    comes from a constant feature and is set to 0.  ``xp`` is the array
+    namespace of ``moments`` (NumPy by default).
     """
     var = moments.var
-    bound = n_rows * _EPS * var + (n_rows * moments.mean * _EPS) ** 2
+    eps = float(xp.finfo(var.dtype).eps)
     with np.errstate(over="ignore", invalid="ignore"):
+        bound = n_rows * eps * var + (n_rows * moments.mean * eps) ** 2
         constant = var <= bound
-    return moments._replace(var=np.where(constant, 0.0, var))
+    return moments._replace(var=xp.where(constant, xp.zeros_like(var), var))
 
 
 def aligned_empty(n: int, align: int = 64) -> np.ndarray:
@@ -404,16 +406,15 @@ def sparse_moments(X, sample_weight: np.ndarray | None = None) -> Moments:
     return snap_constant(Moments(weight, mean, var), X.shape[0])
 
 
-def unbiased_variance(moments: Moments) -> np.ndarray:
+def unbiased_variance(moments: Moments, xp=np):
     """``s2 * m / (m - 1)`` (Bessel's correction); NaN where ``m <= 1``."""
     m = moments.weight
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(m > 1, moments.var * (m / (m - 1)), np.nan)
+        corrected = moments.var * (m / (m - 1))
+    return xp.where(m > 1, corrected, xp.full_like(corrected, float("nan")))
 
 
-def averaging_factor(
-    n_updates: np.ndarray, momentum: float | None, init: str = "debiased"
-) -> np.ndarray:
+def averaging_factor(n_updates, momentum: float | None, init: str = "debiased", xp=np):
     """The step ``alpha`` of the update that is a statistic's ``n_updates``-th.
 
     * ``momentum=None``: ``alpha = 1 / t``, the cumulative average.
@@ -422,6 +423,9 @@ def averaging_factor(
     * ``init="debiased"``: ``alpha = (1 - momentum) / W_t`` with
       ``W_t = momentum W_{t-1} + (1 - momentum) = 1 - momentum^t``, the
       exponential average started at 0 and divided by its accumulated weight.
+
+    ``n_updates`` is an integer array of the namespace ``xp``; ``alpha`` has
+    the namespace's highest float precision on that device.
 
     Examples
     --------
@@ -433,16 +437,21 @@ def averaging_factor(
     >>> averaging_factor(np.array([1, 2]), 0.5, "keras").tolist()
     [0.5, 0.5]
     """
-    t = np.asarray(n_updates, dtype=np.float64)
+    if xp is np:
+        t = np.asarray(n_updates, dtype=np.float64)
+    else:
+        from sklearn.utils._array_api import _max_precision_float_dtype, device
+
+        t = xp.astype(n_updates, _max_precision_float_dtype(xp, device(n_updates)))
     if momentum is None:
         return 1.0 / t
     step = 1.0 - momentum
     if init == "keras":
-        return np.full(t.shape, step)
+        return xp.full_like(t, step)
     return step / (1.0 - momentum**t)
 
 
-def move_toward(S: np.ndarray, b: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def move_toward(S, b, alpha, xp=np):
     """``S + alpha * (b - S)``; exactly ``b`` where ``alpha == 1``.
 
     Where ``b - S`` overflows (``S`` and ``b`` of opposite signs near the
@@ -451,38 +460,33 @@ def move_toward(S: np.ndarray, b: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """
     with np.errstate(over="ignore", invalid="ignore"):
         out = S + alpha * (b - S)
-        wide = ~np.isfinite(out)
-        if wide.any():
-            out[wide] = (1.0 - alpha[wide]) * S[wide] + alpha[wide] * b[wide]
-    return np.where(alpha == 1.0, b, out)
+        wide = ~xp.isfinite(out)
+        if xp.any(wide):
+            out = xp.where(wide, (1.0 - alpha) * S + alpha * b, out)
+    return xp.where(alpha == 1.0, b, out)
 
 
-def moving_update(
-    S: np.ndarray,
-    n_updates: np.ndarray,
-    b: np.ndarray,
-    mask: np.ndarray,
-    momentum: float | None,
-    init: str,
-) -> tuple:
+def moving_update(S, n_updates, b, mask, momentum: float | None, init: str, xp=np) -> tuple:
     """One step of a moving statistic: ``S <- S + alpha (b - S)`` where ``mask``.
 
     Parameters
     ----------
-    S : ndarray of shape (n_features,)
+    S : array of shape (n_features,)
         The moving statistic.
-    n_updates : ndarray of int of shape (n_features,)
+    n_updates : array of int of shape (n_features,)
         How many batches have updated each feature's ``S`` so far.
-    b : ndarray of shape (n_features,)
+    b : array of shape (n_features,)
         The batch statistic (ignored where ``mask`` is False).
-    mask : ndarray of bool of shape (n_features,)
+    mask : array of bool of shape (n_features,)
         The features this batch updates.
     momentum, init
         As in :func:`averaging_factor`.
+    xp : array namespace, default=numpy
+        The namespace of the arrays.
 
     Returns
     -------
-    S_new, n_updates_new : ndarray
+    S_new, n_updates_new : array
         New arrays; the inputs are not modified.
 
     Examples
@@ -493,10 +497,10 @@ def moving_update(
     >>> S.tolist(), t.tolist()
     ([4.0, 0.0], [1, 0])
     """
-    if mask.all():
+    if xp.all(mask):
         t = n_updates + 1
-        return move_toward(S, b, averaging_factor(t, momentum, init)), t
-    t = n_updates + mask
-    alpha = averaging_factor(np.maximum(t, 1), momentum, init)
-    moved = move_toward(S, np.where(mask, b, S), alpha)
-    return np.where(mask, moved, S), t
+        return move_toward(S, b, averaging_factor(t, momentum, init, xp), xp), t
+    t = n_updates + xp.astype(mask, n_updates.dtype)
+    alpha = averaging_factor(xp.maximum(t, xp.ones_like(t)), momentum, init, xp)
+    moved = move_toward(S, xp.where(mask, b, S), alpha, xp)
+    return xp.where(mask, moved, S), t
