@@ -425,6 +425,12 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             )
         return w
 
+    def _check_is_fitted(self) -> None:
+        # Every fitted scaler has n_batches_seen_; scikit-learn's check (which
+        # builds the estimator's tags) runs only to raise its NotFittedError.
+        if "n_batches_seen_" not in self.__dict__:
+            check_is_fitted(self, "n_batches_seen_")
+
     def _check_params(self) -> None:
         """Validate the parameters, skipping the work when they have not
         changed since the last successful check (``gamma`` and ``beta`` are
@@ -673,7 +679,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         X_tr : {ndarray, sparse matrix} of shape (n_samples, n_features)
             Scaled data, float32 for float32 input, float64 otherwise.
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         if _is_dask(X):
             from ._dask import transform
 
@@ -701,7 +707,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             If ``scale=True`` and some ``gamma_`` is 0: those features were
             mapped to a constant and cannot be recovered.
         """
-        check_is_fitted(self)
+        self._check_is_fitted()
         zero_gamma = np.asarray(_to_numpy(self.gamma_)) == 0
         if self.scale and zero_gamma.any():
             raise ValueError(

@@ -110,7 +110,7 @@ def map_blocks(func, blocks: list, n_jobs: int | None) -> list:
     task per thread, so the pool costs nothing per block).  The partition
     into blocks, and so every result, is the same for every ``n_jobs``.
     """
-    n_threads = min(effective_n_jobs(n_jobs), len(blocks))
+    n_threads = 1 if len(blocks) == 1 else min(effective_n_jobs(n_jobs), len(blocks))
     if n_threads <= 1:
         return [func(block) for block in blocks]
     bounds = np.linspace(0, len(blocks), n_threads + 1).astype(int)
@@ -259,10 +259,12 @@ def snap_constant(moments: Moments, n_rows: int, xp=np) -> Moments:
     namespace of ``moments`` (NumPy by default).
     """
     var = moments.var
-    eps = float(xp.finfo(var.dtype).eps)
+    eps = _EPS if xp is np else float(xp.finfo(var.dtype).eps)
     with np.errstate(over="ignore", invalid="ignore"):
         bound = n_rows * eps * var + (n_rows * moments.mean * eps) ** 2
         constant = var <= bound
+    if xp is np:
+        return moments._replace(var=np.where(constant, 0.0, var)) if constant.any() else moments
     return moments._replace(var=xp.where(constant, xp.zeros_like(var), var))
 
 
@@ -458,11 +460,17 @@ def move_toward(S, b, alpha, xp=np):
     float64 limit) the equivalent ``(1 - alpha) S + alpha b`` is used, which
     stays finite for finite inputs.
     """
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = S + alpha * (b - S)
-        wide = ~xp.isfinite(out)
-        if xp.any(wide):
-            out = xp.where(wide, (1.0 - alpha) * S + alpha * b, out)
+    if xp is np:  # the same steps, with NumPy's cheaper array methods
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = S + alpha * (b - S)
+            if not np.isfinite(out).all():
+                out = np.where(np.isfinite(out), out, (1.0 - alpha) * S + alpha * b)
+        exact = alpha == 1.0
+        return np.where(exact, b, out) if exact.any() else out
+    out = S + alpha * (b - S)
+    wide = ~xp.isfinite(out)
+    if xp.any(wide):
+        out = xp.where(wide, (1.0 - alpha) * S + alpha * b, out)
     return xp.where(alpha == 1.0, b, out)
 
 
@@ -497,7 +505,7 @@ def moving_update(S, n_updates, b, mask, momentum: float | None, init: str, xp=n
     >>> S.tolist(), t.tolist()
     ([4.0, 0.0], [1, 0])
     """
-    if xp.all(mask):
+    if mask.all() if xp is np else xp.all(mask):
         t = n_updates + 1
         return move_toward(S, b, averaging_factor(t, momentum, init, xp), xp), t
     t = n_updates + xp.astype(mask, n_updates.dtype)
