@@ -416,7 +416,7 @@ def unbiased_variance(moments: Moments, xp=np):
     return xp.where(m > 1, corrected, xp.full_like(corrected, float("nan")))
 
 
-def averaging_factor(n_updates, momentum: float | None, init: str = "debiased", xp=np):
+def averaging_factor(n_updates, momentum: float | None, init: str = "debiased", xp=np, dtype=None):
     """The step ``alpha`` of the update that is a statistic's ``n_updates``-th.
 
     * ``momentum=None``: ``alpha = 1 / t``, the cumulative average.
@@ -426,8 +426,8 @@ def averaging_factor(n_updates, momentum: float | None, init: str = "debiased", 
       ``W_t = momentum W_{t-1} + (1 - momentum) = 1 - momentum^t``, the
       exponential average started at 0 and divided by its accumulated weight.
 
-    ``n_updates`` is an integer array of the namespace ``xp``; ``alpha`` has
-    the namespace's highest float precision on that device.
+    ``n_updates`` is an integer array of the namespace ``xp``; ``alpha`` is of
+    ``dtype`` (default: the namespace's highest float precision on the device).
 
     Examples
     --------
@@ -440,11 +440,13 @@ def averaging_factor(n_updates, momentum: float | None, init: str = "debiased", 
     [0.5, 0.5]
     """
     if xp is np:
-        t = np.asarray(n_updates, dtype=np.float64)
+        t = np.asarray(n_updates, dtype=np.float64 if dtype is None else dtype)
     else:
-        from sklearn.utils._array_api import _max_precision_float_dtype, device
+        if dtype is None:
+            from sklearn.utils._array_api import _max_precision_float_dtype, device
 
-        t = xp.astype(n_updates, _max_precision_float_dtype(xp, device(n_updates)))
+            dtype = _max_precision_float_dtype(xp, device(n_updates))
+        t = xp.astype(n_updates, dtype)
     if momentum is None:
         return 1.0 / t
     step = 1.0 - momentum
@@ -507,8 +509,8 @@ def moving_update(S, n_updates, b, mask, momentum: float | None, init: str, xp=n
     """
     if mask.all() if xp is np else xp.all(mask):
         t = n_updates + 1
-        return move_toward(S, b, averaging_factor(t, momentum, init, xp), xp), t
+        return move_toward(S, b, averaging_factor(t, momentum, init, xp, S.dtype), xp), t
     t = n_updates + xp.astype(mask, n_updates.dtype)
-    alpha = averaging_factor(xp.maximum(t, xp.ones_like(t)), momentum, init, xp)
+    alpha = averaging_factor(xp.maximum(t, xp.ones_like(t)), momentum, init, xp, S.dtype)
     moved = move_toward(S, xp.where(mask, b, S), alpha, xp)
     return xp.where(mask, moved, S), t
