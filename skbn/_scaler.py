@@ -733,6 +733,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         weights : list of ndarray of shape (n_features,)
+            Copies of ``gamma_``, ``beta_``, ``moving_mean_`` and ``moving_var_``.
         """
         from ._weights import get_weights
 
@@ -741,13 +742,28 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def set_weights(self, weights) -> BatchNormScaler:
         """Load weights in the order of :meth:`get_weights`; works unfitted too.
 
+        On a fitted scaler the values are replaced and the update counts kept.
+        On an unfitted one the loaded statistics count as a settled average:
+        with a momentum, the next :meth:`partial_fit` moves them by
+        ``1 - momentum`` whatever ``init`` is (as the layer would); with
+        ``momentum=None`` they count as one batch.
+
         Parameters
         ----------
         weights : list of array-like of shape (n_features,)
+            ``[gamma, beta, moving_mean, moving_variance]``, without ``gamma``
+            when ``scale=False`` and without ``beta`` when ``center=False``.
 
         Returns
         -------
         self : object
+            The scaler, fitted.
+
+        Raises
+        ------
+        ValueError
+            If the number of arrays, a shape or a value (NaN, inf, a negative
+            variance) is wrong; the scaler is then left as it was.
         """
         from ._weights import set_weights
 
@@ -756,7 +772,24 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def to_torch(self, dtype=None):
         """A ``torch.nn.BatchNorm1d`` in eval mode that transforms like this scaler.
 
-        Needs the ``torch`` extra (``pip install "skbn[torch]"``).
+        PyTorch's ``momentum`` is ``1 - momentum`` (``None`` stays ``None``),
+        ``eps`` is ``epsilon``, ``weight``/``bias`` are ``gamma_``/``beta_`` and
+        ``num_batches_tracked`` is ``n_batches_seen_``.  What the layer cannot
+        represent is exported as an equivalent layer (``with_mean=False``: a
+        running mean of 0; a constant feature with ``epsilon=0``: a running
+        variance of 1 there; ``scale``/``center`` off: a frozen weight of 1 or
+        no bias) or refused; see ``docs/interop.md``.  Needs the ``torch``
+        extra (``pip install "skbn[torch]"``).
+
+        Parameters
+        ----------
+        dtype : torch.dtype, default=None
+            The module's dtype (default ``torch.float32``).
+
+        Returns
+        -------
+        module : torch.nn.BatchNorm1d
+            In eval mode; ``module(X)`` equals ``transform(X)``.
         """
         from ._torch import to_torch
 
@@ -764,7 +797,22 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     @classmethod
     def from_torch(cls, module) -> BatchNormScaler:
-        """A fitted scaler with the statistics and affine weights of ``module``."""
+        """A fitted scaler with the statistics and affine weights of ``module``.
+
+        The scaler transforms like the module in eval mode and, fed the same
+        batches, updates its statistics exactly as the module does in train
+        mode (``unbiased=True``, ``init="keras"``, ``momentum = 1 -`` the
+        module's momentum).
+
+        Parameters
+        ----------
+        module : torch.nn.BatchNorm1d
+            A module that tracks running statistics.
+
+        Returns
+        -------
+        scaler : BatchNormScaler
+        """
         from ._torch import from_torch
 
         return from_torch(module, cls=cls)
@@ -772,7 +820,14 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def to_keras(self):
         """A built ``keras.layers.BatchNormalization`` with the same weights.
 
-        Needs the ``keras`` extra (``pip install "skbn[keras]"``).
+        ``momentum``, ``epsilon``, ``center`` and ``scale`` are carried over;
+        the layer's inference output equals :meth:`transform` (Keras stores
+        float32 weights).  ``momentum=None`` has no Keras equivalent and is
+        refused.  Needs the ``keras`` extra (``pip install "skbn[keras]"``).
+
+        Returns
+        -------
+        layer : keras.layers.BatchNormalization
         """
         from ._keras import to_keras
 
@@ -780,7 +835,20 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     @classmethod
     def from_keras(cls, layer) -> BatchNormScaler:
-        """A fitted scaler with the weights, momentum and epsilon of ``layer``."""
+        """A fitted scaler with the weights, momentum and epsilon of ``layer``.
+
+        The scaler uses ``init="keras"`` and ``unbiased=False``, so fed the
+        same batches it updates as the layer does with ``training=True``.
+
+        Parameters
+        ----------
+        layer : keras.layers.BatchNormalization
+            A built layer normalizing the last axis.
+
+        Returns
+        -------
+        scaler : BatchNormScaler
+        """
         from ._keras import from_keras
 
         return from_keras(layer, cls=cls)
