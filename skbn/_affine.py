@@ -58,6 +58,11 @@ def affine(
     :class:`~skbn._stats.InfiniteValueError` before it is written.
     """
     dtype = out.dtype
+    if dtype == np.float32:
+        with np.errstate(over="ignore"):
+            fits = np.isfinite(np.asarray(factor, dtype=np.float32)).all()
+        if not fits:  # a factor beyond float32 (a variance below ~1e-77): map in float64
+            dtype = np.dtype(np.float64)
     coefs = [None if c is None else np.asarray(c, dtype=dtype) for c in (shift, factor, offset)]
     if inverse:
         coefs = [coefs[2], coefs[1], coefs[0]]
@@ -68,7 +73,7 @@ def affine(
         coefs = [None if c is None else c[:, None] for c in coefs]
         flat = False
     else:
-        flat = X.flags.c_contiguous and out.flags.c_contiguous and X.dtype == dtype
+        flat = X.flags.c_contiguous and out.flags.c_contiguous and X.dtype == dtype == out.dtype
     n_rows, n_cols = X.shape
     blocks = row_blocks(n_rows, n_cols, AFFINE_BLOCK_BYTES)
     rows = blocks[0].stop - blocks[0].start
@@ -79,6 +84,10 @@ def affine(
     def one(block):
         xb, ob = X[block], out[block]
         first, mid, last = coefs
+        if transposed:  # a block of features: their own coefficients
+            first, mid, last = (None if c is None else c[block] for c in coefs)
+        if out.dtype != dtype:  # float32 data whose factors need float64
+            ob = np.empty(xb.shape, dtype=dtype)
         if flat:
             size = xb.size
             xb, ob = xb.reshape(-1), ob.reshape(-1)
@@ -98,6 +107,8 @@ def affine(
             op(ob, mid, out=ob)
         if last is not None:
             np.add(ob, last, out=ob)
+        if out.dtype != dtype:
+            out[block] = ob
 
     map_blocks(one, blocks, n_jobs)
     return out.T if transposed else out

@@ -55,6 +55,25 @@ def _to_numpy(a):
     return _convert_to_numpy(a, get_namespace(a)[0])
 
 
+_NUMERIC_HINT = (
+    "BatchNormScaler scales numbers only: select the numeric columns first (for "
+    "example df.select_dtypes('number'), or a ColumnTransformer that routes the "
+    "other columns elsewhere)."
+)
+
+
+def _fix_hint(message: str) -> str | None:
+    """How to fix an input that scikit-learn's validation refused, where its
+    own message does not say (None where it does)."""
+    if "could not convert" in message or "argument must be" in message:
+        return _NUMERIC_HINT
+    if "Complex data not supported" in message:
+        return "Pass real numbers: np.real(X), or np.abs(X) for the magnitude."
+    if "inhomogeneous" in message or "sequence" in message:
+        return "Every row of X must have the same number of values (n_features)."
+    return None
+
+
 def _is_dask(X) -> bool:
     """A dask collection, recognised without importing dask."""
     return type(X).__module__.partition(".")[0] == "dask"
@@ -117,6 +136,15 @@ def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
         return None
     if np.isscalar(sample_weight) and isinstance(sample_weight, (Real, np.number)):
         sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
+    try:
+        raw = np.asarray(sample_weight)
+    except (TypeError, ValueError):
+        raw = None  # refused below, with the conversion's own message
+    if raw is not None and raw.dtype.kind == "c":
+        raise TypeError(
+            "sample_weight is complex; frequency weights must be real numbers >= 0 "
+            "(pass np.real(sample_weight) or np.abs(sample_weight))."
+        )
     try:
         w = np.asarray(sample_weight, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -295,7 +323,11 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "beta": [Real, "array-like"],
         "with_mean": ["boolean"],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
-        "n_jobs": [Integral, None],
+        "n_jobs": [
+            Interval(Integral, None, -1, closed="right"),
+            Interval(Integral, 1, None, closed="left"),
+            None,
+        ],
         "copy": ["boolean"],
     }
 
@@ -395,15 +427,25 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             dtype = np.float32 if _is_float32_frame(X) else _FLOAT_DTYPES
         else:  # float32 stays float32, the rest takes the device's best float
             dtype = (_array_api.stats_dtype(xp, device), xp.float32)
-        return validate_data(
-            self,
-            X,
-            reset=reset,
-            accept_sparse=("csr", "csc"),
-            dtype=dtype,
-            ensure_all_finite=False,
-            copy=copy,
-        )
+        try:
+            return validate_data(
+                self,
+                X,
+                reset=reset,
+                accept_sparse=("csr", "csc"),
+                dtype=dtype,
+                ensure_all_finite=False,
+                copy=copy,
+            )
+        except (TypeError, ValueError) as exc:
+            message = str(exc)
+            if message.startswith("Complex data not supported"):
+                message = "Complex data not supported"  # without the whole array
+            hint = _fix_hint(message)
+            if hint is None:
+                raise
+            separator = " " if message.endswith(".") else ". "
+            raise type(exc)(f"{message}{separator}{hint}") from None
 
     def _sample_weight(self, sample_weight, X, xp):
         """Validated weights: NumPy through ``_check_sample_weight`` above,
@@ -640,6 +682,8 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         if sp.issparse(X):
             self._check_sparse_supported(X, self.beta_)
             _check_finite(X, self)
+            if not X.data.flags.writeable:
+                X = X.copy()
             return scale_columns_sparse(X, 1.0 / factor if inverse else factor)
         # validate_data may already have made a new array (a list, another
         # dtype); it can then be written into even when copy=True.
@@ -863,7 +907,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def __setstate__(self, state):
         state = dict(state)
         found = state.pop("_skbn_format", None)
-        if found is None or found > _STATE_FORMAT:
+        if type(found) is not int or found != _STATE_FORMAT:
             raise ValueError(
                 f"This BatchNormScaler was saved in state format {found!r}, which "
                 f"this skbn ({__version__}, format {_STATE_FORMAT}) cannot read. "

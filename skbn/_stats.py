@@ -146,12 +146,32 @@ def _careful_moments(X: np.ndarray, w: np.ndarray | None) -> Moments:
         # unrepresentable (inf); the mean is still right without correction.
         correction = Pd.sum(axis=0)
         correction = np.where(np.isfinite(correction), correction, 0.0)
-        var = (Pd * d).sum(axis=0) - correction * correction
+        spread = (Pd * d).sum(axis=0)
+        # c^2 <= sum(p d^2), so where the sum overflows so does the variance
+        var = np.where(np.isinf(spread), spread, spread - correction * correction)
     mean = mean + correction
     empty = weight == 0
     mean[empty] = 0.0
     var[empty] = 0.0
     return Moments(weight, mean, np.maximum(var, 0.0))
+
+
+def _unit_scale(sample_weight: np.ndarray | None) -> tuple:
+    """Weights times a power of two that brings the largest into [0.5, 1).
+
+    Exact (the moments do not change), but tiny weights no longer underflow
+    when multiplied with the data; returns the scaled weights and the
+    exponent that restores their sum.
+    """
+    if sample_weight is None or sample_weight.size == 0:
+        return sample_weight, 0
+    largest = float(sample_weight.max())
+    if largest == 0:
+        return sample_weight, 0
+    exponent = int(np.frexp(largest)[1])
+    if exponent == 0:
+        return sample_weight, 0
+    return np.ldexp(sample_weight, -exponent), exponent
 
 
 def block_moments(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Moments:
@@ -181,6 +201,10 @@ def block_moments(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Mom
     """
     X = np.ascontiguousarray(X, dtype=np.float64)
     n_rows, n_features = X.shape
+    sample_weight, exponent = _unit_scale(sample_weight)
+    if exponent:
+        moments = block_moments(X, sample_weight)
+        return moments._replace(weight=np.ldexp(moments.weight, exponent))
     w = np.ones(n_rows) if sample_weight is None else sample_weight
     total = float(n_rows) if sample_weight is None else float(w.sum())
     if total == 0:
@@ -262,7 +286,7 @@ def snap_constant(moments: Moments, n_rows: int, xp=np) -> Moments:
     eps = _EPS if xp is np else float(xp.finfo(var.dtype).eps)
     with np.errstate(over="ignore", invalid="ignore"):
         bound = n_rows * eps * var + (n_rows * moments.mean * eps) ** 2
-        constant = var <= bound
+        constant = (var <= bound) & xp.isfinite(var)
     if xp is np:
         return moments._replace(var=np.where(constant, 0.0, var)) if constant.any() else moments
     return moments._replace(var=xp.where(constant, xp.zeros_like(var), var))
@@ -357,6 +381,10 @@ def dense_moments(
     bit, for every ``n_jobs`` and every memory layout.
     """
     n_rows, n_features = X.shape
+    sample_weight, exponent = _unit_scale(sample_weight)
+    if exponent:
+        moments = dense_moments(X, sample_weight, n_jobs, block_bytes)
+        return moments._replace(weight=np.ldexp(moments.weight, exponent))
     blocks = row_blocks(n_rows, n_features, block_bytes)
     block_rows = blocks[0].stop - blocks[0].start
     if len(blocks) == 1:
@@ -369,14 +397,14 @@ def dense_moments(
         first = block_moments(X[blocks[0]], weights(blocks[0]))
         shift = np.where(first.weight > 0, first.mean, 0.0)
         parts = _shifted_sums(X, sample_weight, shift, blocks, n_jobs)
-    s1 = parts[0][0].copy()
-    s2 = parts[0][1].copy()
-    for p1, p2 in parts[1:]:
-        s1 += p1
-        s2 += p2
     total = float(n_rows) if sample_weight is None else float(sample_weight.sum())
     weight = np.full(n_features, total)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        s1 = parts[0][0].copy()
+        s2 = parts[0][1].copy()
+        for p1, p2 in parts[1:]:
+            s1 += p1
+            s2 += p2
         m1 = s1 / total
         mean = shift + m1
         var = s2 / total - m1 * m1
@@ -403,6 +431,15 @@ def sparse_moments(X, sample_weight: np.ndarray | None = None) -> Moments:
         X.astype(np.float64), axis=0, weights=sample_weight, return_sum_weights=True
     )
     weight = np.asarray(weight, dtype=np.float64)
+    nan = np.isnan(X.data)
+    if nan.any():
+        # NaN weight is subtracted from the total, which leaves rounding dust
+        # (not 0) in a column of NaN only: find those columns by counting.
+        coo = X.tocoo()
+        positive = np.ones(X.shape[0], bool) if sample_weight is None else sample_weight > 0
+        nan_rows = np.isnan(coo.data) & positive[coo.row]
+        missing = np.bincount(coo.col[nan_rows], minlength=X.shape[1])
+        weight = np.where(positive.sum() - missing == 0, 0.0, weight)
     mean = np.where(weight > 0, mean, 0.0).astype(np.float64)
     var = np.where(weight > 0, np.maximum(var, 0.0), 0.0).astype(np.float64)
     return snap_constant(Moments(weight, mean, var), X.shape[0])

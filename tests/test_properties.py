@@ -13,7 +13,6 @@ from __future__ import annotations
 from fractions import Fraction
 
 import numpy as np
-import pytest
 import scipy.sparse as sp
 from exact import exact_batch
 from hypothesis import HealthCheck, Phase, example, given, settings
@@ -253,15 +252,6 @@ def test_sparse_equals_dense(batches, params, fmt):
     _check_sparse_equals_dense(batches, params, fmt)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: sparse_moments takes the weight of a feature from sklearn's "
-        "mean_variance_axis, which computes it as total - weight of the NaNs; for an "
-        "all-NaN column that is a rounding residue like 4.4e-16, not 0, so the "
-        "feature is updated toward mean 0, variance 0"
-    ),
-)
 @settings(SETTINGS, phases=[Phase.explicit, Phase.generate])  # no shrinking: fail fast
 @given(batches=streams(zeros=True), params=PARAMS, fmt=SPARSE_FORMATS)
 @example(  # the minimal case: a weighted batch in which the only feature is all NaN
