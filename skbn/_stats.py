@@ -354,6 +354,48 @@ def _shifted_sums(X, sample_weight, shift, blocks, n_jobs):
     return map_blocks(one, blocks, n_jobs)
 
 
+def _refine(X, sample_weight, columns, moments, blocks, n_jobs):
+    """One more pass over ``columns``, shifted by their (merged) mean.
+
+    Block moments merged with Chan's formula carry each block mean rounded
+    to ``ulp(mean)``, which costs about ``ulp(mean) |delta| / s2`` of the
+    variance per merge (1e-9 for ``1e9 + N(0, 1)`` data in 500-row blocks).
+    Summing ``w d`` and ``w d^2`` with ``d = x - K`` for ``K`` that mean
+    (NaN-aware) is accurate to a few ``eps``.  Where these sums overflow,
+    the merged moments are kept.
+    """
+    K = np.where(moments.weight > 0, moments.mean, 0.0)
+
+    def sums(block):
+        xb = np.asarray(X[block][:, columns], dtype=np.float64)
+        present = ~np.isnan(xb)
+        W = present.astype(np.float64)
+        if sample_weight is not None:
+            W *= sample_weight[block][:, None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = np.where(present, xb - K, 0.0)
+            Wd = W * d
+            return Wd.sum(axis=0), (Wd * d).sum(axis=0)
+
+    parts = map_blocks(sums, blocks, n_jobs)
+    s1 = parts[0][0].copy()
+    s2 = parts[0][1].copy()
+    m = moments.weight
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for p1, p2 in parts[1:]:
+            s1 += p1
+            s2 += p2
+        m1 = s1 / m
+        mean = K + m1
+        var = s2 / m - m1 * m1
+        good = (m > 0) & np.isfinite(mean) & np.isfinite(var)
+    return Moments(
+        m,
+        np.where(good, mean, moments.mean),
+        np.where(good, np.maximum(var, 0.0), moments.var),
+    )
+
+
 def dense_moments(
     X: np.ndarray,
     sample_weight: np.ndarray | None = None,
@@ -419,6 +461,7 @@ def dense_moments(
             return block_moments(X[block][:, columns], weights(block))
 
         safe = reduce_moments(map_blocks(careful, blocks, n_jobs))
+        safe = _refine(X, sample_weight, columns, safe, blocks, n_jobs)
         weight[bad], mean[bad], var[bad] = safe
     return snap_constant(Moments(weight, mean, np.maximum(var, 0.0)), block_rows)
 

@@ -1,0 +1,399 @@
+"""The fast kernels give the same bits as the plain path, whatever the layout.
+
+``dense_moments`` (blocked one-pass shifted sums), ``affine`` (the flat, tiled
+map of ``transform``) and the lean validation path of ``_validate_X`` are
+checked, bit for bit, across ``n_jobs`` in (None, 1, 2, -1), C and F order,
+read-only and non-contiguous inputs, float32 and float64.  Small block sizes
+give many blocks on small arrays.  Nothing here is timed.
+"""
+
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from exact import assert_close_to_exact, exact_batch
+
+import skbn._affine
+import skbn._scaler
+from skbn import BatchNormScaler, _stats
+
+N_JOBS = [None, 1, 2, -1]
+DTYPES = [np.float64, np.float32]
+
+
+def layouts(X):
+    """The same values as ``X`` in several memory layouts, by name."""
+    n, p = X.shape
+    readonly = X.copy()
+    readonly.flags.writeable = False
+    fortran_readonly = np.asfortranarray(X)
+    fortran_readonly.flags.writeable = False
+    wide = np.zeros((n, 2 * p), dtype=X.dtype)
+    wide[:, ::2] = X
+    tall = np.zeros((2 * n, p), dtype=X.dtype)
+    tall[::2] = X
+    both = np.zeros((2 * n, 3 * p), dtype=X.dtype, order="F")
+    both[::2, ::3] = X
+    return {
+        "C": X.copy(),
+        "F": np.asfortranarray(X),
+        "C read-only": readonly,
+        "F read-only": fortran_readonly,
+        "X[:, ::2]": wide[:, ::2],
+        "X[::2]": tall[::2],
+        "F X[::2, ::3]": both[::2, ::3],
+    }
+
+
+def assert_same_bits(actual, expected, where=""):
+    """Same dtype, shape and bytes (so NaNs and signed zeros must match too)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype, where
+    assert actual.shape == expected.shape, where
+    a = np.ascontiguousarray(actual)
+    b = np.ascontiguousarray(expected)
+    if not np.array_equal(a.view(np.uint8), b.view(np.uint8)):
+        diff = np.flatnonzero(a != b)
+        raise AssertionError(f"{where}: bits differ at {diff.size} place(s), first {diff[:5]}")
+
+
+def assert_same_moments(actual, expected):
+    for a, b in zip(actual, expected, strict=True):
+        assert_same_bits(a, b)
+
+
+def _data(dtype, n=403, p=5, seed=0):
+    """Offsets, scales and a NaN column: 403 rows so the last block is short."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, p)) * [1.0, 1e-3, 50.0, 1.0, 2.0][:p] + [0, 1e3, -3, 7, 1e5][:p]
+    X[rng.random(n) < 0.05, 3] = np.nan
+    return X.astype(dtype)
+
+
+# -- (a) dense_moments: same bits for every n_jobs and layout ----------------------
+
+BLOCK = 8 * 5 * 16  # 16 rows per block of 5 features: 26 blocks of 403 rows
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_dense_moments_same_bits_for_every_n_jobs_and_layout(dtype, weighted):
+    X = _data(dtype)
+    w = np.random.default_rng(1).random(len(X)) if weighted else None
+    reference = _stats.dense_moments(X, w, block_bytes=BLOCK)
+    assert len(_stats.row_blocks(*X.shape, BLOCK)) > 20
+    for name, data in layouts(X).items():
+        for n_jobs in N_JOBS:
+            got = _stats.dense_moments(data, w, n_jobs=n_jobs, block_bytes=BLOCK)
+            try:
+                assert_same_moments(got, reference)
+            except AssertionError as exc:
+                raise AssertionError(f"layout {name}, n_jobs={n_jobs}: {exc}") from None
+
+
+def test_dense_moments_does_not_write_to_its_input():
+    for name, data in layouts(_data(np.float64)).items():
+        before = data.copy()
+        _stats.dense_moments(data, n_jobs=2, block_bytes=BLOCK)
+        assert_same_bits(data, before, name)
+
+
+# -- (b) dense_moments with many blocks: exact to 1e-12 --------------------------
+
+
+def _hard_columns(dtype, n=600, seed=2):
+    """Columns that stress the one-pass shifted sums."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(size=n)
+    jump = noise.copy()
+    jump[16:] += 1e8  # the shift (first block's mean) is far from the mean
+    columns = [
+        1e9 + noise,  # large offset
+        np.sort(rng.uniform(-5, 5, size=n)),  # sorted: each block's mean differs
+        jump,
+        rng.normal(-2e5, 1e-2, size=n),  # tiny spread under a big mean
+        rng.lognormal(0, 2, size=n),  # skewed
+    ]
+    return np.column_stack(columns).astype(dtype)
+
+
+def _check_exact(got, X, w, rtol=1e-12, check_var=True):
+    stats = exact_batch(X, w)
+    assert_close_to_exact(got.weight, [s[0] for s in stats], 1e-15)
+    assert_close_to_exact(got.mean, [s[1] for s in stats], rtol)
+    if check_var:
+        assert_close_to_exact(got.var, [s[2] for s in stats], rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("weighted", [False, True])
+def test_dense_moments_many_blocks_match_exact(dtype, weighted):
+    X = _hard_columns(dtype)
+    w = np.random.default_rng(3).integers(0, 5, size=len(X)).astype(float) if weighted else None
+    got = _stats.dense_moments(X, w, block_bytes=8 * 5 * 16)
+    _check_exact(got, X, w)
+    for n_jobs in N_JOBS:  # the same bits, so the same accuracy
+        assert_same_moments(_stats.dense_moments(X, w, n_jobs, 8 * 5 * 16), got)
+
+
+def _far_shift_case():
+    """The first block has zero weight, so the shift is 0: 1e9 standard
+    deviations from the mean of column 0, 1e8 from that of the jump column."""
+    X = _hard_columns(np.float64)
+    w = np.random.default_rng(4).random(len(X))
+    w[:16] = 0.0
+    return X, w
+
+
+def _nan_case():
+    X = _hard_columns(np.float64)
+    X[::7, 1] = np.nan
+    X[:16, 2] = np.nan  # a whole first block missing: shift 0 for that column
+    X[100, 0] = np.nan
+    return X, None
+
+
+@pytest.mark.parametrize("n_jobs", N_JOBS)
+def test_fallback_guard_when_shift_is_far_from_mean(n_jobs, monkeypatch):
+    # The shifted sums would lose every digit of columns 0, 2 and 3: the guard
+    # must recompute those columns (only those) block by block.
+    X, w = _far_shift_case()
+    calls = []
+    block_moments = _stats.block_moments
+
+    def spy(block, weights=None):
+        calls.append(block.shape)
+        return block_moments(block, weights)
+
+    monkeypatch.setattr(_stats, "block_moments", spy)
+    got = _stats.dense_moments(X, w, n_jobs=n_jobs, block_bytes=8 * 5 * 16)
+    n_blocks = len(_stats.row_blocks(*X.shape, 8 * 5 * 16))
+    assert len(calls) == 1 + n_blocks  # the first block, then every block again
+    assert all(shape == (16, 3) for shape in calls[1:-1])  # only the bad columns
+    _check_exact(got, X, w, check_var=False)
+    monkeypatch.undo()
+    assert_same_moments(_stats.dense_moments(X, w, block_bytes=8 * 5 * 16), got)
+
+
+@pytest.mark.parametrize("n_jobs", N_JOBS)
+def test_nan_columns_take_careful_path_same_bits_and_exact_mean(n_jobs):
+    X, _ = _nan_case()
+    got = _stats.dense_moments(X, n_jobs=n_jobs, block_bytes=8 * 5 * 16)
+    assert_same_moments(got, _stats.dense_moments(X, block_bytes=8 * 5 * 16))
+    _check_exact(got, X, None, check_var=False)
+
+
+#: The careful (NaN / far-shift) path merges per-block moments with Chan's
+#: formula, whose rounded block means would cost about 1e-9 of the variance
+#: for 1e9 + N(0, 1); one more pass shifted by the merged mean removes that.
+@pytest.mark.parametrize("case", ["far shift", "NaN"])
+def test_careful_path_variance_exact(case):
+    X, w = _far_shift_case() if case == "far shift" else _nan_case()
+    _check_exact(_stats.dense_moments(X, w, block_bytes=8 * 5 * 16), X, w)
+
+
+def test_spec_large_offset_with_nan_in_wide_data():
+    # SPEC section 5: correct to 1e-9 relative for 1e9 + N(0, 1) data.  With
+    # 500 features a 2 MiB block holds 524 rows, and columns holding NaN take
+    # the careful path, block by block.
+    rng = np.random.default_rng(1)
+    X = 1e9 + rng.standard_normal((6000, 500))
+    X[:, :8][rng.random((6000, 8)) < 0.01] = np.nan  # only in the first 8 columns
+    scaler = BatchNormScaler(epsilon=0.0).fit(X)
+    stats = exact_batch(X[:, :8])
+    assert_close_to_exact(scaler.moving_mean_[:8], [s[1] for s in stats], 1e-15)
+    assert_close_to_exact(scaler.moving_var_[:8], [s[2] for s in stats], 1e-9)
+
+
+# -- (c) transform / inverse_transform: bits of a plain NumPy reference ----------
+
+
+def _reference(scaler, X, inverse=False):
+    """The map written out in NumPy, in ``X``'s dtype, in the kernel's order."""
+    dtype = X.dtype
+    factor = np.ones(X.shape[1]) if not scaler.scale else scaler.gamma_
+    factor = (factor / np.sqrt(scaler.moving_var_ + scaler.epsilon)).astype(dtype)
+    mean = scaler.moving_mean_.astype(dtype) if scaler.with_mean else None
+    beta = scaler.beta_.astype(dtype) if scaler.center else None
+    X = np.asarray(X)
+    if inverse:
+        out = X - beta if beta is not None else X
+        out = out / factor
+        return out + mean if mean is not None else out
+    out = X - mean if mean is not None else X
+    out = out * factor
+    return out + beta if beta is not None else out
+
+
+CONFIGS = [
+    dict(gamma=[0.5, 2.0, -1.0, 3.0, 1.5], beta=[0.25, -1.0, 4.0, 0.0, 2.0]),
+    dict(center=False, gamma=2.5),
+    dict(with_mean=False, scale=False, beta=1.0),
+]
+
+
+@pytest.fixture
+def many_affine_blocks(monkeypatch):
+    """7-row blocks of the affine map (5 float64 features)."""
+    monkeypatch.setattr(skbn._affine, "AFFINE_BLOCK_BYTES", 8 * 5 * 7)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("config", range(len(CONFIGS)))
+@pytest.mark.usefixtures("many_affine_blocks")
+def test_transform_same_bits_as_numpy_reference(dtype, config):
+    X = _data(dtype)
+    fitted = BatchNormScaler(epsilon=1e-3, **CONFIGS[config]).fit(X)
+    expected = _reference(fitted, X)
+    assert expected.dtype == dtype
+    expected_inverse = _reference(fitted, expected, inverse=True)
+    for n_jobs in N_JOBS:
+        scaler = fitted.set_params(n_jobs=n_jobs)
+        for name, data in layouts(X).items():
+            before = data.copy()
+            where = f"layout {name}, n_jobs={n_jobs}"
+            got = scaler.transform(data)
+            assert_same_bits(got, expected, where)
+            assert_same_bits(data, before, where)  # copy=True: input untouched
+            for yname, Y in layouts(expected).items():
+                back = scaler.inverse_transform(Y)
+                assert_same_bits(back, expected_inverse, f"{where}, inverse {yname}")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n_jobs", N_JOBS)
+@pytest.mark.usefixtures("many_affine_blocks")
+def test_in_place_transform_same_bits(dtype, n_jobs):
+    X = _data(dtype)
+    scaler = BatchNormScaler(gamma=1.5, beta=-0.5, n_jobs=n_jobs).fit(X)
+    expected = _reference(scaler, X)
+    expected_inverse = _reference(scaler, expected, inverse=True)
+    for name, data in layouts(X).items():
+        got = scaler.transform(data, copy=False)
+        assert_same_bits(got, expected, name)
+        if data.flags.writeable:  # written in place, even through a strided view
+            assert np.shares_memory(got, data), name
+            assert_same_bits(data, expected, name)
+        else:
+            assert not np.shares_memory(got, data), name
+            assert_same_bits(data, X, name)
+    for name, data in layouts(expected).items():
+        back = scaler.inverse_transform(data, copy=False)
+        assert_same_bits(back, expected_inverse, name)
+        assert np.shares_memory(back, data) == data.flags.writeable, name
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_one_block_and_many_blocks_agree(dtype, monkeypatch):
+    X = _data(dtype, n=1000)
+    scaler = BatchNormScaler(gamma=0.7, beta=0.1).fit(X)
+    one_block = scaler.transform(X)
+    assert len(skbn._affine.row_blocks(*X.shape, skbn._affine.AFFINE_BLOCK_BYTES)) == 1
+    monkeypatch.setattr(skbn._affine, "AFFINE_BLOCK_BYTES", 8 * 5 * 3)
+    for n_jobs in N_JOBS:
+        assert_same_bits(scaler.set_params(n_jobs=n_jobs).transform(X), one_block)
+
+
+# -- (d) the lean validation path gives what validate_data gives -----------------
+
+
+@pytest.fixture
+def validate_calls(monkeypatch):
+    """Count the calls that go through sklearn's ``validate_data``."""
+    calls = []
+    validate = skbn._scaler.validate_data
+
+    def spy(*args, **kwargs):
+        calls.append(type(args[1]).__name__)
+        return validate(*args, **kwargs)
+
+    monkeypatch.setattr(skbn._scaler, "validate_data", spy)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.usefixtures("many_affine_blocks")
+def test_lean_validation_path_same_as_full_path(dtype, validate_calls, tmp_path):
+    X = _data(dtype, n=200)
+    batch = _data(dtype, n=120, seed=5)
+    mm = np.memmap(tmp_path / "batch.dat", dtype=dtype, mode="w+", shape=batch.shape)
+    mm[:] = batch
+    mm.flush()
+    inputs = {"list": batch.tolist(), "memmap": mm, "subclass": batch.view(_Sub)}
+    lean = BatchNormScaler(momentum=0.5).fit(X)
+    full = {name: BatchNormScaler(momentum=0.5).fit(X) for name in inputs}
+    validate_calls.clear()
+
+    lean.partial_fit(batch)
+    expected = lean.transform(batch)
+    expected_inverse = lean.inverse_transform(expected)
+    assert validate_calls == []  # the ndarray took the lean path
+    for name, data in inputs.items():
+        scaler = full[name]
+        scaler.partial_fit(data)
+        assert validate_calls, name  # ...and these the full one
+        validate_calls.clear()
+        for attr in ("moving_mean_", "moving_var_", "n_samples_seen_", "n_batches_seen_"):
+            assert_same_bits(getattr(scaler, attr), getattr(lean, attr), f"{name}: {attr}")
+        if name == "list":  # a list of Python floats becomes float64
+            continue
+        got = scaler.transform(data)
+        assert type(got) is np.ndarray and got.dtype == dtype, name
+        assert_same_bits(got, expected, name)
+        back = scaler.inverse_transform(np.asarray(got).view(_Sub))
+        assert_same_bits(back, expected_inverse, name)
+    lean64 = BatchNormScaler(momentum=0.5).fit(X.astype(np.float64))
+    lean64.partial_fit(batch.astype(np.float64))
+    assert_same_bits(full["list"].moving_var_, lean64.moving_var_)
+    assert_same_bits(
+        full["list"].transform(batch.tolist()), lean64.transform(batch.astype(np.float64))
+    )
+
+
+class _Sub(np.ndarray):
+    """An ndarray subclass: not ``type(X) is np.ndarray``, so validate_data runs."""
+
+
+# -- (e) inf in the last block ----------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("copy", [True, False])
+@pytest.mark.usefixtures("many_affine_blocks")
+def test_inf_in_last_block_found_and_input_untouched(dtype, copy):
+    X = _data(dtype)
+    scaler = BatchNormScaler(beta=1.0).fit(X)
+    bad = X.copy()
+    bad[-1, 2] = -np.inf  # the very last row: the last of many blocks
+    assert len(skbn._affine.row_blocks(*X.shape, skbn._affine.AFFINE_BLOCK_BYTES)) > 50
+    for n_jobs in N_JOBS:
+        scaler.set_params(n_jobs=n_jobs)
+        for name, data in layouts(bad).items():
+            before = data.copy()
+            for method in (scaler.transform, scaler.inverse_transform):
+                with pytest.raises(ValueError, match=r"infinity in feature\(s\) \[2\]"):
+                    method(data, copy=copy)
+                assert_same_bits(data, before, f"{name}, n_jobs={n_jobs}, {method.__name__}")
+
+
+@pytest.mark.parametrize("n_jobs", N_JOBS)
+def test_inf_in_last_block_refused_by_partial_fit(n_jobs):
+    # dense_moments' block size is fixed (2 MiB of float64): 3 blocks here.
+    X = _data(np.float64, n=120_000)
+    assert len(_stats.row_blocks(*X.shape)) == 3
+    scaler = BatchNormScaler(n_jobs=n_jobs).fit(X)
+    before = {k: np.copy(v) for k, v in vars(scaler).items() if k.endswith("_")}
+    bad = X.copy()
+    bad[-1, 4] = np.inf
+    for name, data in layouts(bad).items():
+        with pytest.raises(ValueError, match=r"infinity in feature\(s\) \[4\]"):
+            scaler.partial_fit(data)
+        for key, value in before.items():  # nothing is lost on a bad batch
+            assert_same_bits(getattr(scaler, key), value, f"{name}: {key}")
+
+
+def test_exact_oracle_is_exact():
+    # Guard against a vacuous comparison: the oracle sees float32 data exactly.
+    X = np.array([[0.1], [0.2], [0.7]], dtype=np.float32)
+    ((m, mu, _),) = exact_batch(X)
+    assert m == 3 and mu == sum(Fraction(float(v)) for v in X[:, 0]) / 3
