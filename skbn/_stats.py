@@ -21,6 +21,7 @@ then moves toward its batch value ``b`` by a step ``alpha``::
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -103,6 +104,23 @@ def row_blocks(n_rows: int, n_features: int, block_bytes: int = BLOCK_BYTES) -> 
     return [slice(start, min(start + rows, n_rows)) for start in range(0, n_rows, rows)]
 
 
+_MIN_BLOCKS_PER_THREAD = 4
+_pool = None
+_pool_pid = None
+_pool_lock = threading.Lock()
+
+
+def _thread_pool() -> ThreadPoolExecutor:
+    """One pool for the process, made on first use (starting threads on every
+    call costs more than a small batch takes); a forked child makes its own."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool = ThreadPoolExecutor(max_workers=max(os.cpu_count() or 1, 2))
+            _pool_pid = os.getpid()
+        return _pool
+
+
 def map_blocks(func, blocks: list, n_jobs: int | None) -> list:
     """``[func(b) for b in blocks]``, spread over threads, results in order.
 
@@ -110,14 +128,16 @@ def map_blocks(func, blocks: list, n_jobs: int | None) -> list:
     task per thread, so the pool costs nothing per block).  The partition
     into blocks, and so every result, is the same for every ``n_jobs``.
     """
-    n_threads = 1 if len(blocks) == 1 else min(effective_n_jobs(n_jobs), len(blocks))
+    # Threads pay off only with several blocks each: between its NumPy calls a
+    # thread needs the GIL, and waiting for it costs more than a small batch.
+    most = len(blocks) // _MIN_BLOCKS_PER_THREAD
+    n_threads = 1 if most < 2 else min(effective_n_jobs(n_jobs), most)
     if n_threads <= 1:
         return [func(block) for block in blocks]
     bounds = np.linspace(0, len(blocks), n_threads + 1).astype(int)
     runs = [blocks[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    with ThreadPoolExecutor(max_workers=n_threads) as pool:
-        results = pool.map(lambda run: [func(block) for block in run], runs)
-        return [r for run in results for r in run]
+    results = _thread_pool().map(lambda run: [func(block) for block in run], runs)
+    return [r for run in results for r in run]
 
 
 def _careful_moments(X: np.ndarray, w: np.ndarray | None) -> Moments:
