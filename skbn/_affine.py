@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
 from ._stats import InfiniteValueError, map_blocks, row_blocks
 
@@ -122,7 +121,3 @@ def scale_columns_sparse(X, factor: np.ndarray):
     else:
         X.data *= np.repeat(factor, np.diff(X.indptr))
     return X
-
-
-def is_sparse(X) -> bool:
-    return sp.issparse(X)

@@ -59,7 +59,7 @@ from sklearn.utils.validation import _check_feature_names, _check_n_features
 
 from . import _stats
 from ._affine import affine
-from ._scaler import _atomic, _check_sample_weight, _infinite_error
+from ._scaler import _atomic, _check_sample_weight, _infinite_error, _is_dask
 
 if TYPE_CHECKING:
     from ._scaler import BatchNormScaler
@@ -86,11 +86,6 @@ def _is_series(X: Any) -> bool:
     import dask.dataframe as dd
 
     return isinstance(X, dd.Series)
-
-
-def _is_dask(X: Any) -> bool:
-    """Any dask collection (as ``skbn._scaler`` recognises one)."""
-    return type(X).__module__.partition(".")[0] == "dask"
 
 
 def _float_dtype(dtype: np.dtype) -> np.dtype:
@@ -427,11 +422,6 @@ def _moments_block(
     return _BlockMoments(n_rows, any_weight, np.zeros(0, dtype=np.intp), stats)
 
 
-def _rows_per_block(n_features: int) -> int:
-    """Rows of one block of the in-memory kernel (its constant-feature bound)."""
-    return max(1, _stats.BLOCK_BYTES // (8 * max(n_features, 1)))
-
-
 def _batches(
     scaler: BatchNormScaler,
     X: Any,
@@ -469,7 +459,8 @@ def _batches(
             "Sample weights must contain at least one non-zero number: "
             "with all weights zero there is nothing to learn."
         )
-    rows_per_block = _rows_per_block(n_features)
+    # The in-memory kernel's rows per block: the n of its constant-feature bound.
+    rows_per_block = _stats.rows_per_block(n_features)
     # The pieces in row order, the column chunks of a row block side by side,
     # each with the batch it belongs to.
     grouped: dict = {}

@@ -34,9 +34,8 @@ from ._weights import (
     check_values,
     check_zero_divisor,
     layer_arrays,
-    load,
+    load_settled,
     unrepresentable_features,
-    warm_count,
 )
 
 if TYPE_CHECKING:
@@ -233,7 +232,6 @@ def from_keras(
     check_values(arrays)
     check_zero_divisor(arrays["moving_variance"], epsilon, "Keras BatchNormalization layer")
 
-    n_features = arrays["moving_mean"].shape[0]
     scaler = cls(
         momentum=momentum,
         epsilon=epsilon,
@@ -244,16 +242,5 @@ def from_keras(
         gamma=arrays["gamma"].copy() if scale else 1.0,
         beta=arrays["beta"].copy() if center else 0.0,
     )
-    scaler._check_params()
-    counts = np.full(n_features, warm_count(momentum), dtype=np.int64)
-    load(
-        scaler,
-        gamma=arrays["gamma"] if scale else np.ones(n_features),
-        beta=arrays["beta"] if center else np.zeros(n_features),
-        moving_mean=arrays["moving_mean"],
-        moving_var=arrays["moving_variance"],
-        mean_updates=counts,
-        var_updates=counts.copy(),
-        n_batches_seen=0,
-    )
+    load_settled(scaler, arrays)  # as set_weights on an unfitted scaler
     return scaler

@@ -645,9 +645,10 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     # -- transforming ----------------------------------------------------------
 
-    def _coefficients(self):
+    def _coefficients(self, xp=np):
+        """``(shift, factor, offset)`` of the affine map; ``None`` leaves a term out."""
         gamma = self.gamma_ if self.scale else None
-        factor = transform_coefficients(self.moving_var_, self.epsilon, gamma)
+        factor = transform_coefficients(self.moving_var_, self.epsilon, gamma, xp)
         shift = self.moving_mean_ if self.with_mean else None
         offset = self.beta_ if self.center else None
         return shift, factor, offset
@@ -660,10 +661,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     def _apply_xp(self, X, inverse: bool, xp, device):
         """The affine map for an Array API namespace other than NumPy."""
         X = self._validate_X(X, reset=False, xp=xp, device=device)
-        gamma = self.gamma_ if self.scale else None
-        factor = transform_coefficients(self.moving_var_, self.epsilon, gamma, xp)
-        shift = self.moving_mean_ if self.with_mean else None
-        offset = self.beta_ if self.center else None
+        shift, factor, offset = self._coefficients(xp)
         try:
             return _array_api.affine(X, shift, factor, offset, inverse=inverse, xp=xp)
         except _stats.InfiniteValueError as exc:
@@ -828,7 +826,8 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         dtype : torch.dtype, default=None
-            The module's dtype (default ``torch.float32``).
+            The module's dtype; ``None`` means ``torch.get_default_dtype()``
+            (float32 unless changed).
 
         Returns
         -------

@@ -42,13 +42,16 @@ __all__ = [
     "reduce_moments",
     "raise_if_infinite",
     "row_blocks",
+    "rows_per_block",
     "snap_constant",
     "sparse_moments",
     "unbiased_variance",
 ]
 
-#: Bytes of float64 data per row block.  Fixed (it never depends on
-#: ``n_jobs``), so results are identical, bit for bit, for every ``n_jobs``.
+#: Bytes per row block of :func:`dense_moments` (2 MiB, counted as float64
+#: whatever the dtype: ``BLOCK_BYTES // (8 * n_features)`` rows).  Fixed (it
+#: never depends on ``n_jobs``), so results are identical, bit for bit, for
+#: every ``n_jobs``; its rows are also the ``n`` of :func:`snap_constant`.
 BLOCK_BYTES = 1 << 21
 
 _EPS = np.finfo(np.float64).eps
@@ -89,6 +92,11 @@ class Moments(NamedTuple):
     var: np.ndarray
 
 
+def rows_per_block(n_features: int, block_bytes: int = BLOCK_BYTES) -> int:
+    """The rows of a full block: ``block_bytes`` of float64 rows, at least 1."""
+    return max(1, block_bytes // (8 * max(n_features, 1)))
+
+
 def row_blocks(n_rows: int, n_features: int, block_bytes: int = BLOCK_BYTES) -> list:
     """Partition ``range(n_rows)`` into consecutive slices of about ``block_bytes``.
 
@@ -100,7 +108,7 @@ def row_blocks(n_rows: int, n_features: int, block_bytes: int = BLOCK_BYTES) -> 
     >>> row_blocks(5, 1, block_bytes=16)
     [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
     """
-    rows = max(1, block_bytes // (8 * max(n_features, 1)))
+    rows = rows_per_block(n_features, block_bytes)
     return [slice(start, min(start + rows, n_rows)) for start in range(0, n_rows, rows)]
 
 
@@ -124,9 +132,12 @@ def _thread_pool() -> ThreadPoolExecutor:
 def map_blocks(func, blocks: list, n_jobs: int | None) -> list:
     """``[func(b) for b in blocks]``, spread over threads, results in order.
 
-    Each thread takes one contiguous run of blocks (a static schedule: one
-    task per thread, so the pool costs nothing per block).  The partition
-    into blocks, and so every result, is the same for every ``n_jobs``.
+    Threads (from one pool per process) are used only when ``n_jobs`` allows
+    two or more and each gets at least ``_MIN_BLOCKS_PER_THREAD`` blocks;
+    each takes one contiguous run of blocks (a static schedule: one task per
+    thread, so the pool costs nothing per block).  ``func`` sees the same
+    blocks however many threads run it, so the results do not depend on
+    ``n_jobs``.
     """
     # Threads pay off only with several blocks each: between its NumPy calls a
     # thread needs the GIL, and waiting for it costs more than a small batch.
@@ -324,17 +335,39 @@ def aligned_empty(n: int, align: int = 64) -> np.ndarray:
 _blas_controller = None
 
 
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter = None
+
+
 @contextmanager
 def _single_threaded_blas():
     """BLAS on one thread, whatever ``n_jobs`` is: a multithreaded BLAS sums
-    in another order, and the results must not depend on the thread count."""
-    global _blas_controller
-    if _blas_controller is None:
-        from threadpoolctl import ThreadpoolController
+    in another order, and the results must not depend on the thread count.
 
-        _blas_controller = ThreadpoolController()
-    with _blas_controller.limit(limits=1, user_api="blas"):
+    The limit is process-wide, so overlapping calls (a threaded grid search)
+    share it: the first to enter sets it, the last to leave restores it.
+    OpenBLAS may ignore a limit set from a thread other than the main one
+    once the main thread has set one; the sums are then still correct, but
+    their last bits may vary with the BLAS thread count.
+    """
+    global _blas_controller, _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0:
+            if _blas_controller is None:
+                from threadpoolctl import ThreadpoolController
+
+                _blas_controller = ThreadpoolController()
+            _blas_limiter = _blas_controller.limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
         yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
 
 
 #: A shifted sum is trusted when the shift is within 2**10 standard
@@ -374,6 +407,25 @@ def _shifted_sums(X, sample_weight, shift, blocks, n_jobs):
     return map_blocks(one, blocks, n_jobs)
 
 
+def _shifted_moments(parts, shift, weight) -> tuple:
+    """Mean and variance from the per-block ``(sum w d, sum w d^2)`` of
+    ``d = x - shift``, summed in block order::
+
+        mu = shift + S1 / m          s2 = S2 / m - (S1 / m)^2
+
+    Returns ``(mu, s2, S1 / m)``; ``s2`` is not clipped at 0, and overflow or
+    a zero ``weight`` gives inf / NaN without a warning.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        s1 = parts[0][0].copy()
+        s2 = parts[0][1].copy()
+        for p1, p2 in parts[1:]:
+            s1 += p1
+            s2 += p2
+        m1 = s1 / weight
+        return shift + m1, s2 / weight - m1 * m1, m1
+
+
 def _refine(X, sample_weight, columns, moments, blocks, n_jobs):
     """One more pass over ``columns``, shifted by their (merged) mean.
 
@@ -397,18 +449,9 @@ def _refine(X, sample_weight, columns, moments, blocks, n_jobs):
             Wd = W * d
             return Wd.sum(axis=0), (Wd * d).sum(axis=0)
 
-    parts = map_blocks(sums, blocks, n_jobs)
-    s1 = parts[0][0].copy()
-    s2 = parts[0][1].copy()
     m = moments.weight
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for p1, p2 in parts[1:]:
-            s1 += p1
-            s2 += p2
-        m1 = s1 / m
-        mean = K + m1
-        var = s2 / m - m1 * m1
-        good = (m > 0) & np.isfinite(mean) & np.isfinite(var)
+    mean, var, _ = _shifted_moments(map_blocks(sums, blocks, n_jobs), K, m)
+    good = (m > 0) & np.isfinite(mean) & np.isfinite(var)
     return Moments(
         m,
         np.where(good, mean, moments.mean),
@@ -422,12 +465,12 @@ def dense_moments(
     n_jobs: int | None = None,
     block_bytes: int = BLOCK_BYTES,
 ) -> Moments:
-    """Moments of a dense 2-D array in one pass over the data.
+    """Moments of a dense 2-D array: one pass over the data, more for hard columns.
 
     A batch that fits in one block gets :func:`block_moments`.  A larger one
-    is read once, block by block, in cache: each block contributes
-    ``sum w d`` and ``sum w d^2`` with ``d = x - K``, where the shift ``K`` is
-    the (corrected two-pass) mean of the first block, and::
+    is read block by block, in cache: each block contributes ``sum w d`` and
+    ``sum w d^2`` with ``d = x - K``, where the shift ``K`` is the (corrected
+    two-pass) mean of the first block (which is read twice), and::
 
         mu = K + S1 / m          s2 = S2 / m - (S1 / m)^2
 
@@ -436,10 +479,14 @@ def dense_moments(
     and since ``s2 >= (m_1 / m) (mu_1 - mu)^2`` that is at most
     ``eps (1 + m / m_1)``.  A column whose ``(mu - K)^2`` exceeds ``2^20 s2``
     anyway, or that meets NaN or overflow, is recomputed block by block with
-    :func:`block_moments` and merged with :func:`merge_moments`.
+    :func:`block_moments`, merged with :func:`merge_moments`, and refined by
+    one more shifted pass around the merged mean (``_refine``).  Either way,
+    variances within rounding of 0 are then set to 0 (:func:`snap_constant`,
+    ``n`` the rows of one block).
 
-    The block partition depends only on the shape, blocks are summed in
-    order, and BLAS runs on one thread, so the result is the same, bit for
+    The block partition depends only on the shape, no block's result depends
+    on the thread that computes it (BLAS runs on one thread in the shifted
+    pass), and blocks are merged in order, so the result is the same, bit for
     bit, for every ``n_jobs`` and every memory layout.
     """
     n_rows, n_features = X.shape
@@ -461,15 +508,8 @@ def dense_moments(
         parts = _shifted_sums(X, sample_weight, shift, blocks, n_jobs)
     total = float(n_rows) if sample_weight is None else float(sample_weight.sum())
     weight = np.full(n_features, total)
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        s1 = parts[0][0].copy()
-        s2 = parts[0][1].copy()
-        for p1, p2 in parts[1:]:
-            s1 += p1
-            s2 += p2
-        m1 = s1 / total
-        mean = shift + m1
-        var = s2 / total - m1 * m1
+    mean, var, m1 = _shifted_moments(parts, shift, total)
+    with np.errstate(over="ignore", invalid="ignore"):
         bad = ~(np.isfinite(mean) & np.isfinite(var) & (m1 * m1 <= _MAX_SHIFT_RATIO2 * var))
     if total == 0:
         bad[:] = True
@@ -480,7 +520,8 @@ def dense_moments(
         def careful(block):
             return block_moments(X[block][:, columns], weights(block))
 
-        safe = reduce_moments(map_blocks(careful, blocks, n_jobs))
+        with _single_threaded_blas():
+            safe = reduce_moments(map_blocks(careful, blocks, n_jobs))
         safe = _refine(X, sample_weight, columns, safe, blocks, n_jobs)
         weight[bad], mean[bad], var[bad] = safe
     return snap_constant(Moments(weight, mean, np.maximum(var, 0.0)), block_rows)

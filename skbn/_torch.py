@@ -280,15 +280,13 @@ def from_torch(module: torch.nn.BatchNorm1d, cls: type[BatchNormScaler]) -> Batc
     )
     scaler._check_params()
     n_batches = int(module.num_batches_tracked)
-    counts = np.full(n_features, n_batches, dtype=np.int64)
     load(
         scaler,
         gamma=weight if scale else np.ones(n_features),
         beta=bias if center else np.zeros(n_features),
         moving_mean=mean,
         moving_var=var,
-        mean_updates=counts,
-        var_updates=counts.copy(),
+        updates=n_batches,
         n_batches_seen=n_batches,
     )
     return scaler

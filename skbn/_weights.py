@@ -1,7 +1,7 @@
 """A fitted scaler's weights in Keras order, and the layer-equivalent arrays.
 
-Everything here is NumPy only; the PyTorch, Keras and ONNX bridges
-(``skbn._torch``, ``skbn._keras``, ``skbn.onnx``) build on it.
+Everything here is NumPy only; the PyTorch and Keras bridges
+(``skbn._torch``, ``skbn._keras``) build on it.
 
 The weights are, in the order of Keras's ``BatchNormalization.get_weights``::
 
@@ -40,6 +40,7 @@ __all__ = [
     "get_weights",
     "layer_arrays",
     "load",
+    "load_settled",
     "set_weights",
     "unrepresentable_features",
     "warm_count",
@@ -198,18 +199,18 @@ def load(
     beta: np.ndarray,
     moving_mean: np.ndarray,
     moving_var: np.ndarray,
-    mean_updates: np.ndarray,
-    var_updates: np.ndarray,
+    updates: int,
     n_batches_seen: int,
 ) -> None:
     """Give ``scaler`` a complete fitted state in one assignment.
 
-    ``n_samples_seen_`` is 0 and ``n_batches_seen_`` is ``n_batches_seen``:
-    they count what this scaler has seen, and loaded weights carry no sample
-    count.  The arguments must already be validated float64 / int64 arrays of
-    one length.
+    Every statistic's update count is ``updates``.  ``n_samples_seen_`` is 0
+    and ``n_batches_seen_`` is ``n_batches_seen``: they count what this
+    scaler has seen, and loaded weights carry no sample count.  The arrays
+    must already be validated float64 arrays of one length.
     """
     n_features = moving_mean.shape[0]
+    counts = np.full(n_features, updates, dtype=np.int64)
     scaler.__dict__.update(
         n_features_in_=n_features,
         gamma_=gamma,
@@ -218,10 +219,36 @@ def load(
         moving_var_=moving_var,
         n_batches_seen_=int(n_batches_seen),
         n_samples_seen_=0,
-        _mean_updates_=mean_updates,
-        _var_updates_=var_updates,
+        _mean_updates_=counts,
+        _var_updates_=counts.copy(),
         _samples_per_feature_=np.zeros(n_features),
         _weighted_=False,
+    )
+
+
+def load_settled(scaler: BatchNormScaler, arrays: dict) -> None:
+    """Make the unfitted ``scaler`` a fitted one holding ``arrays`` as a settled average.
+
+    ``arrays`` maps weight names to validated float64 vectors of one length
+    (``gamma`` / ``beta`` only when they are among the weights); ``gamma_``
+    and ``beta_`` come from the ``gamma`` / ``beta`` parameters where they are
+    not.  Every update count is :func:`warm_count`, and no batch has been
+    seen.  Used by :func:`set_weights` on an unfitted scaler and ``from_keras``.
+    """
+    from ._scaler import _check_affine
+
+    n_features = arrays["moving_mean"].shape[0]
+    scaler._check_params()
+    gamma = arrays.get("gamma")
+    beta = arrays.get("beta")
+    load(
+        scaler,
+        gamma=_check_affine(scaler.gamma, "gamma", n_features) if gamma is None else gamma,
+        beta=_check_affine(scaler.beta, "beta", n_features) if beta is None else beta,
+        moving_mean=arrays["moving_mean"],
+        moving_var=arrays["moving_variance"],
+        updates=warm_count(scaler.momentum),
+        n_batches_seen=0,
     )
 
 
@@ -273,7 +300,7 @@ def set_weights(scaler: BatchNormScaler, weights: Iterable) -> BatchNormScaler:
         ``weights`` is not a list of arrays, or holds values that are not
         numbers.
     """
-    from ._scaler import _atomic, _check_affine
+    from ._scaler import _atomic
 
     if isinstance(weights, (str, bytes, dict)) or not isinstance(weights, Iterable):
         raise TypeError(
@@ -323,24 +350,7 @@ def set_weights(scaler: BatchNormScaler, weights: Iterable) -> BatchNormScaler:
                 _var_updates_=var_updates.astype(np.int64),
             )
         else:
-            scaler._check_params()
-            gamma = arrays["gamma"] if "gamma" in arrays else None
-            beta = arrays["beta"] if "beta" in arrays else None
-            if gamma is None:
-                gamma = _check_affine(scaler.gamma, "gamma", expected)
-            if beta is None:
-                beta = _check_affine(scaler.beta, "beta", expected)
-            counts = np.full(expected, warm_count(scaler.momentum), dtype=np.int64)
-            load(
-                scaler,
-                gamma=gamma,
-                beta=beta,
-                moving_mean=arrays["moving_mean"],
-                moving_var=arrays["moving_variance"],
-                mean_updates=counts,
-                var_updates=counts.copy(),
-                n_batches_seen=0,
-            )
+            load_settled(scaler, arrays)
     return scaler
 
 

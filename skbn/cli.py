@@ -800,29 +800,24 @@ def _stderr_is_terminal() -> bool:
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
-    fit_options = {
-        "--momentum": args.momentum is not _UNSET,
-        "--epsilon": args.epsilon is not None,
-        "--unbiased": args.unbiased,
-        "--init": args.init is not None,
+    # The scaler's parameters given on the command line (the others keep
+    # BatchNormScaler's defaults), in the order of the options.
+    given = {
+        "momentum": args.momentum is not _UNSET,
+        "epsilon": args.epsilon is not None,
+        "unbiased": args.unbiased,
+        "init": args.init is not None,
     }
+    params: dict[str, Any] = {name: getattr(args, name) for name, on in given.items() if on}
     scaler = None
     if args.load is not None:
-        given = [name for name, on in fit_options.items() if on]
-        if given:
+        if params:
             raise CLIError(
-                f"{', '.join(given)} cannot be combined with --load: the loaded "
-                "scaler keeps the parameters it was fitted with",
+                f"{', '.join('--' + name for name in params)} cannot be combined with "
+                "--load: the loaded scaler keeps the parameters it was fitted with",
                 status=2,
             )
     else:
-        params: dict[str, Any] = {"unbiased": args.unbiased}
-        if args.momentum is not _UNSET:
-            params["momentum"] = args.momentum
-        if args.epsilon is not None:
-            params["epsilon"] = args.epsilon
-        if args.init is not None:
-            params["init"] = args.init
         scaler = BatchNormScaler(**params)
     progress = not args.no_progress and _stderr_is_terminal()
     result = scale_file(
@@ -879,7 +874,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     out += [f"  {name:<10} {_fmt(value)}" for name, value in params.items()]
     seen = scaler.n_samples_seen_
     per_feature = isinstance(seen, np.ndarray)
-    total = "per feature, see below" if per_feature else f"{_fmt(seen)}"
+    total = "per feature, see below" if per_feature else _fmt(seen)
     out += [
         "",
         "Fitted",

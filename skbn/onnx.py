@@ -32,8 +32,11 @@ with the coefficients computed in float64 by the scaler, exactly as
 
 NaN stays NaN (Sub, Mul and Add propagate it).  Every combination of
 ``center``, ``scale`` and ``with_mean`` converts; nothing is refused.  A
-coefficient beyond the float32 range becomes +/-inf in a float graph, as it
-does in the float32 ``transform``.
+coefficient beyond the float32 range becomes +/-inf in a float graph.  For
+the shift and offset that is what the float32 ``transform`` does too; for the
+factor (``moving_var_ + epsilon`` below about 1e-77) it is not: ``transform``
+then maps float32 data in float64, while the float graph gives +/-inf or NaN
+for that feature.  Convert such a scaler with a ``tensor(double)`` input.
 """
 
 from __future__ import annotations
@@ -122,7 +125,7 @@ def convert_batchnorm_scaler(scope, operator, container) -> None:
     n_features = scaler.n_features_in_
     for i, (op_type, what, values) in enumerate(steps):
         coef = scope.get_unique_variable_name(f"bn_{what}")
-        with np.errstate(over="ignore"):  # beyond float32: inf, as in transform
+        with np.errstate(over="ignore"):  # beyond float32: inf (see the module docstring)
             values = np.broadcast_to(np.asarray(values, dtype=np.float64), (n_features,))
             values = values.astype(dtype)
         container.add_initializer(coef, proto, [n_features], values)

@@ -55,7 +55,11 @@ class ExactScaler:
         return step / weights[j]
 
     def partial_fit(self, X, weights=None):
-        for j, stats in enumerate(exact_batch(X, weights)):
+        return self.apply(exact_batch(X, weights))
+
+    def apply(self, batch):
+        """One update from a batch's per-feature ``(m, mu, s2)`` (``None``: no value)."""
+        for j, stats in enumerate(batch):
             if stats is None:
                 continue
             m, mu, s2 = stats

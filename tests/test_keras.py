@@ -13,31 +13,24 @@ import sys
 import keras
 import numpy as np
 import pytest
-import torch
 from sklearn.exceptions import NotFittedError
 
 from skbn import BatchNormScaler
 
 # Keras's torch backend converts with ``np.array(tensor)``, which this NumPy
 # warns about for torch tensors: not skbn's concern (skbn's own reads avoid it).
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
-)
+pytestmark = [
+    pytest.mark.filterwarnings(
+        "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+    ),
+    pytest.mark.usefixtures("one_torch_thread"),  # tests/conftest.py
+]
 
 FLAGS = list(itertools.product([True, False], repeat=3))  # center, scale, with_mean
 GAMMA = np.array([2.0, -0.5, 1.5, 0.75])
 BETA = np.array([0.25, 3.0, -1.0, 0.0])
 OFFSET = np.array([-1.0, 5.0, 30.0, 0.25])
 SPREAD = np.array([0.5, 20.0, 30.0, 0.25])
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny tensors: extra threads only wait (see ``test_torch.py``)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def batches(seed, n_batches, min_size=2, max_size=40):

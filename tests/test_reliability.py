@@ -88,19 +88,7 @@ class FastExactScaler(ExactScaler):
     moments above, for batches too large for one Fraction per value."""
 
     def partial_fit(self, X, weights=None):
-        for j, stats in enumerate(exact_moments(X, weights)):
-            if stats is None:
-                continue
-            m, mu, s2 = stats
-            a = self._alpha(self.mean_weight, self.mean_count, j)
-            self.mean[j] += a * (mu - self.mean[j])
-            if self.unbiased:
-                if m <= 1:
-                    continue
-                s2 = s2 * m / (m - 1)
-            a = self._alpha(self.var_weight, self.var_count, j)
-            self.var[j] += a * (s2 - self.var[j])
-        return self
+        return self.apply(exact_moments(X, weights))
 
 
 def test_integer_moments_equal_fraction_moments():

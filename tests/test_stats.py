@@ -149,3 +149,33 @@ def test_row_blocks_cover_rows_once():
     covered = np.concatenate([np.arange(1001)[b] for b in blocks])
     np.testing.assert_array_equal(covered, np.arange(1001))
     assert all(b.stop - b.start == 64 for b in blocks[:-1])
+
+
+def test_overlapping_blas_limits_hold_until_the_last_leaves():
+    # The limit is process-wide: a call that leaves while another is still
+    # inside must not lift it, and the last to leave restores the original.
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    before = blas_threads()
+    inside, leave = threading.Event(), threading.Event()
+
+    def second():
+        with _stats._single_threaded_blas():
+            inside.set()
+            leave.wait()
+
+    thread = threading.Thread(target=second)
+    with _stats._single_threaded_blas():
+        thread.start()
+        inside.wait()
+        leave.set()
+        thread.join()  # the second call has left; this one is still inside
+        assert set(blas_threads()) == {1}
+        assert _stats._blas_users == 1
+    assert blas_threads() == before
+    assert _stats._blas_users == 0

@@ -24,16 +24,7 @@ OFFSET = np.array([-40.0, 5.0, 3.0e3, 0.25])
 SPREAD = np.array([0.5, 20.0, 30.0, 1.0e-2])
 RTOL = 1e-10
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The tensors here are tiny: with several threads PyTorch only waits on
-    them (on a busy machine a train-mode call then takes ~0.1 s instead of
-    ~20 us)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tests/conftest.py
 
 
 def batches(seed, n_batches, min_size=2, max_size=40):
