@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._stats import InfiniteValueError, map_blocks, row_blocks
+from ._stats import InfiniteValueError, map_blocks, row_blocks, threads_for
 
 __all__ = ["affine", "scale_columns_sparse", "transform_coefficients"]
 
@@ -80,6 +80,8 @@ def affine(
     if flat:
         coefs = [None if c is None else np.tile(c, rows) for c in coefs]
 
+    serial = threads_for(len(blocks), n_jobs) == 1
+
     def one(block):
         xb, ob = X[block], out[block]
         first, mid, last = coefs
@@ -93,7 +95,12 @@ def affine(
             first, mid, last = (None if c is None else c[:size] for c in coefs)
         if check_finite:
             with np.errstate(over="ignore", invalid="ignore"):
-                finite = np.isfinite(xb.sum())
+                # x . x is finite when no value is inf, NaN or beyond 1e154
+                # (then the exact test below decides); on a flat block it is
+                # the cheapest pass, but BLAS's own threads must not compete
+                # with ours.
+                probe = np.dot(xb, xb) if xb.ndim == 1 and serial else xb.sum()
+                finite = np.isfinite(probe)
             if not finite and np.isinf(xb).any():
                 if transposed:
                     rows_inf = np.isinf(X[block]).any(axis=1)

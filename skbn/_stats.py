@@ -129,6 +129,16 @@ def _thread_pool() -> ThreadPoolExecutor:
         return _pool
 
 
+def threads_for(n_blocks: int, n_jobs: int | None) -> int:
+    """How many threads :func:`map_blocks` uses for ``n_blocks`` blocks.
+
+    Threads pay off only with several blocks each: between its NumPy calls a
+    thread needs the GIL, and waiting for it costs more than a small batch.
+    """
+    most = n_blocks // _MIN_BLOCKS_PER_THREAD
+    return 1 if most < 2 else min(effective_n_jobs(n_jobs), most)
+
+
 def map_blocks(func, blocks: list, n_jobs: int | None) -> list:
     """``[func(b) for b in blocks]``, spread over threads, results in order.
 
@@ -139,10 +149,7 @@ def map_blocks(func, blocks: list, n_jobs: int | None) -> list:
     blocks however many threads run it, so the results do not depend on
     ``n_jobs``.
     """
-    # Threads pay off only with several blocks each: between its NumPy calls a
-    # thread needs the GIL, and waiting for it costs more than a small batch.
-    most = len(blocks) // _MIN_BLOCKS_PER_THREAD
-    n_threads = 1 if most < 2 else min(effective_n_jobs(n_jobs), most)
+    n_threads = threads_for(len(blocks), n_jobs)
     if n_threads <= 1:
         return [func(block) for block in blocks]
     bounds = np.linspace(0, len(blocks), n_threads + 1).astype(int)
