@@ -16,28 +16,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from bridge_data import (  # the data of the bridges' tests, tests/bridge_data.py
+    BETA,
+    FLAGS,
+    GAMMA,
+    assert_float32_close,
+    batches,
+    fitted,
+    stats_excess,
+)
 from flax import nnx
 from sklearn.exceptions import NotFittedError
 
 from skbn import BatchNormScaler
 
-FLAGS = list(itertools.product([True, False], repeat=3))  # center, scale, with_mean
-GAMMA = np.array([2.0, -0.5, 1.5, 0.75])
-BETA = np.array([0.25, 3.0, -1.0, 0.0])
-OFFSET = np.array([-1.0, 5.0, 30.0, 0.25])
-SPREAD = np.array([0.5, 20.0, 30.0, 0.25])
-# The magnitude of the data: float32 errors of the mean are ~1e-7 M, of the
-# E[x^2] - E[x]^2 variance ~1e-7 M^2 per batch (tolerances below: 1e-5).
-M = np.abs(OFFSET) + 2 * SPREAD
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-
-
-def batches(seed, n_batches, min_size=2, max_size=40):
-    rng = np.random.default_rng(seed)
-    sizes = rng.integers(min_size, max_size, size=n_batches, endpoint=True)
-    return [
-        (OFFSET + SPREAD * rng.standard_normal((n, OFFSET.size))).astype(np.float32) for n in sizes
-    ]
 
 
 def value(variable):
@@ -54,27 +47,8 @@ def train_step(module, X, **kwargs):
     module(jnp.asarray(X), use_running_average=False, **kwargs)
 
 
-def fitted(center=True, scale=True, with_mean=True, **params):
-    scaler = BatchNormScaler(
-        center=center, scale=scale, with_mean=with_mean, gamma=GAMMA, beta=BETA, **params
-    )
-    for batch in batches(0, 10):
-        scaler.partial_fit(batch)
-    return scaler
-
-
-def assert_float32_close(actual, desired, what=""):
-    """float32 rounding of values of magnitude up to ~|gamma| * 10 + |beta|."""
-    np.testing.assert_allclose(actual, desired, rtol=1e-5, atol=1e-5, err_msg=what)
-
-
 def assert_stats_close(scaler, module, what=""):
-    for ours, theirs, atol in [
-        (scaler.moving_mean_, value(module.mean), 1e-5 * M),
-        (scaler.moving_var_, value(module.var), 1e-5 * M**2),
-    ]:
-        excess = np.abs(ours - theirs) - (atol + 1e-5 * np.abs(theirs))
-        assert np.all(excess <= 0), f"{what}: {ours} vs Flax {theirs}"
+    stats_excess(scaler, value(module.mean), value(module.var), what)
 
 
 @pytest.mark.parametrize("center, scale, with_mean", FLAGS)
