@@ -5,8 +5,9 @@ statistics are those of :class:`skbn.BatchNormScaler`: every update is one
 ``partial_fit`` batch.  River streams dicts whose features come and go, so
 the transformer keeps the order of the features it has seen and, when new
 ones appear, starts a further ``BatchNormScaler`` for them (a *generation*);
-each feature's statistics are exactly those a single scaler over all the
-features would hold, the absent ones being missing (NaN) values.
+each feature's statistics are those a single scaler over all the features
+would hold, the absent ones being missing (NaN) values (bit for bit while the
+features stay the same, to the last bits of rounding once they change).
 
 Needs the ``river`` extra (``pip install "skbn[river]"``).
 """
