@@ -106,6 +106,7 @@ def to_flax(
         1e39 in float32), or a positive ``moving_var_ + epsilon`` rounds to 0
         there (the module would divide by 0).
     """
+    nnx, jnp = _import_flax()
     if momentum is None or isinstance(momentum, str):
         raise ValueError(
             f"Cannot export a scaler with momentum={momentum!r} to Flax: nnx.BatchNorm "
@@ -114,7 +115,6 @@ def to_flax(
             "e.g. scaler.set_params(momentum=0.99).to_flax() (this keeps the fitted "
             "statistics; the momentum only matters when the module trains)."
         )
-    nnx, jnp = _import_flax()
     n_features = layer["moving_mean"].shape[0]
     module = nnx.BatchNorm(
         n_features,

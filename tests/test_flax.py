@@ -107,6 +107,9 @@ def test_param_dtype_stores_scale_and_bias_statistics_stay_float32(param_dtype):
     X = batches(3, 1, 30, 30)[0]
     # scale and bias rounded to 8 (bfloat16) or 11 (float16) significant bits.
     np.testing.assert_allclose(infer(module, X), scaler.transform(X), rtol=1e-2, atol=2e-2)
+    back = BatchNormScaler.from_flax(module)  # the rounded weights, as float64
+    np.testing.assert_array_equal(back.gamma_, GAMMA.astype(param_dtype))
+    np.testing.assert_array_equal(back.beta_, BETA.astype(param_dtype))
     # The computation dtype: the output is bfloat16 when asked.
     low = scaler.to_flax(dtype=jnp.bfloat16)
     assert low(jnp.asarray(X)).dtype == jnp.bfloat16
