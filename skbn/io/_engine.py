@@ -1,0 +1,561 @@
+"""The two passes of :func:`scale_file`: fit (moments of each chunk) and transform."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .._affine import transform_coefficients
+from .._stats import InfiniteValueError, Moments, dense_moments, reduce_moments
+from ._atomic import STDOUT, Workspace
+from ._columns import (
+    affine_map,
+    choose_columns,
+    infinite_error,
+    match_loaded,
+    matrix,
+    replace_values,
+    scaler_map,
+)
+from ._errors import FileError, require, writing
+from ._formats import BATCH_ROWS, ArrowSource, Format, Sink, check_writable, detect_format, pyarrow
+from ._model import dump_scaler, load_scaler
+from ._text import TextSource
+
+__all__ = ["DEFAULT_CHUNKSIZE", "ScaleResult", "fit_file", "scale_file"]
+
+#: Rows per chunk (one chunk is one mini-batch) when ``chunksize`` is not given.
+DEFAULT_CHUNKSIZE = 65536
+
+#: A text input up to this size keeps its parsed batches in memory between the
+#: passes; a larger one writes them to an Arrow IPC file in the temporary
+#: directory.  Either way pass 2 does not parse the text again.
+MEMORY_CACHE_BYTES = 64 << 20
+
+MOMENTUM_MODES = ("pooled", None)
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaleResult:
+    """What :func:`scale_file` did.
+
+    Attributes
+    ----------
+    columns : tuple of str
+        The scaled columns, in the scaler's feature order.
+    n_rows : int
+        Rows written to the output.
+    n_batches : int
+        Chunks of the fitting pass (0 with a loaded scaler).
+    mean, var : ndarray of shape (n_columns,)
+        The statistics applied: the file's mean and variance with the
+        default pooled statistics, else the scaler's ``moving_mean_`` and
+        ``moving_var_``.
+    scaler : BatchNormScaler or None
+        The fitted or loaded scaler; None on the pooled path without ``save``
+        (which never builds one, so it does not import scikit-learn).
+    seconds : float
+        Wall time of the run.
+    """
+
+    columns: tuple
+    n_rows: int
+    n_batches: int
+    mean: np.ndarray
+    var: np.ndarray
+    scaler: object
+    seconds: float
+
+
+class _Progress:
+    """A tqdm bar of rows on stderr, or nothing."""
+
+    def __init__(self, enabled: bool, desc: str, total: int | None) -> None:
+        self._bar = None
+        if enabled:
+            tqdm = require("tqdm", "tqdm", "the progress bar (turn it off with --no-progress)")
+            self._bar = tqdm.tqdm(
+                total=total, desc=desc, unit=" rows", unit_scale=True, file=sys.stderr,
+                dynamic_ncols=True, leave=True,
+            )  # fmt: skip
+
+    def update(self, n: int) -> None:
+        if self._bar is not None and n:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class _Cache:
+    """The tables of pass 1, kept for pass 2: in memory, or in an Arrow IPC file."""
+
+    def __init__(self, work: Workspace | None, schema) -> None:
+        pa = pyarrow()
+        self._tables: list = []
+        self._path = None if work is None else work.scratch("cache")
+        self._writer = None
+        if self._path is not None:
+            with writing("the pass-1 cache"):
+                self._writer = pa.ipc.new_file(self._path, schema)
+
+    def add(self, table) -> None:
+        if self._writer is None:
+            self._tables.append(table)
+            return
+        with writing(f"the pass-1 cache in {os.path.dirname(self._path)}"):
+            self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def tables(self) -> Iterator:
+        if self._writer is None:
+            yield from self._tables
+            return
+        pa = pyarrow()
+        with pa.OSFile(self._path, "rb") as stream:
+            reader = pa.ipc.open_file(stream)
+            batches, rows = [], 0
+            for i in range(reader.num_record_batches):
+                batches.append(reader.get_batch(i))
+                rows += batches[-1].num_rows
+                if rows >= BATCH_ROWS:  # a few large tables: less work per table
+                    yield pa.Table.from_batches(batches)
+                    batches, rows = [], 0
+            if batches:
+                yield pa.Table.from_batches(batches)
+
+
+def _exact_chunks(tables: Iterable, rows: int) -> Iterator:
+    """The rows of ``tables`` cut into tables of exactly ``rows`` (the last may be short)."""
+    pa = pyarrow()
+    pending, n_pending = [], 0
+    for table in tables:
+        if table.num_rows == 0:
+            continue
+        pending.append(table)
+        n_pending += table.num_rows
+        while n_pending >= rows:
+            joined = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+            yield joined.slice(0, rows)
+            rest = joined.slice(rows)
+            pending, n_pending = ([rest] if rest.num_rows else []), rest.num_rows
+    if n_pending:
+        yield pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+
+
+class _Counter:
+    rows = 0
+    chunks = 0
+
+
+def _chunk_moments(source, features, rows, cache, bar, counter) -> Iterator[Moments]:
+    """Pass 1: the moments of each chunk of ``rows`` rows, caching what was read."""
+
+    def read() -> Iterator:
+        for table in source.batches():
+            if cache is not None:
+                cache.add(table)
+            bar.update(table.num_rows)
+            yield table
+
+    for chunk in _exact_chunks(read(), rows):
+        X = matrix(chunk, features)
+        try:
+            moments = dense_moments(X)
+        except InfiniteValueError as exc:
+            j = int(exc.columns[0])
+            row = int(np.flatnonzero(np.isinf(X[:, j]))[0])
+            raise infinite_error(features[j], counter.rows + row) from None
+        counter.rows += chunk.num_rows
+        counter.chunks += 1
+        yield moments
+    if cache is not None:
+        cache.close()
+
+
+def _pooled_map(total: Moments, epsilon: float, unbiased: bool) -> tuple:
+    """The column mapper of the pooled statistics, and ``(mean, var)``."""
+    var = total.var
+    if unbiased:
+        m = total.weight
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = np.where(m > 1, var * (m / (m - 1)), np.nan)
+    stats = Moments(total.weight, total.mean, var)
+    factor = transform_coefficients(stats, epsilon, None)
+    return affine_map((total.mean, factor, None)), (total.mean, var)
+
+
+def _scaler_stats(scaler) -> tuple:
+    return tuple(
+        np.asarray(getattr(scaler, n), dtype=float) for n in ("moving_mean_", "moving_var_")
+    )
+
+
+def _new_scaler(momentum, epsilon, unbiased, init):
+    from .._scaler import BatchNormScaler
+
+    params = {"momentum": momentum}
+    if epsilon is not None:
+        params["epsilon"] = epsilon
+    if unbiased:
+        params["unbiased"] = True
+    if init is not None:
+        params["init"] = init
+    return BatchNormScaler(**params)
+
+
+def _fit_scaler(scaler, moments: Iterable, features: list[str]):
+    if not hasattr(scaler, "_fit_moments"):
+        raise FileError(
+            "this skbn core has no BatchNormScaler._fit_moments; streaming modes and "
+            "--save need it"
+        )
+    return scaler._fit_moments(
+        moments, n_features=len(features), feature_names=np.asarray(features, dtype=object)
+    )
+
+
+def _transform_pass(tables, sink, features, mapper, options, bar) -> int:
+    """Pass 2: map the scaled columns of each table and write it; the rows written."""
+    check, digits = options
+    n_rows = 0
+    for table in tables:
+        out = replace_values(table, features, mapper, check, n_rows)
+        sink.write(out, round_columns=features, digits=digits)
+        n_rows += table.num_rows
+        bar.update(table.num_rows)
+    return n_rows
+
+
+# -- the public functions ----------------------------------------------------------
+
+
+def _path(value) -> str | None:
+    return None if value is None else os.fspath(value)
+
+
+def _check_paths(input: str, output: str | None, save: str | None, load: str | None) -> None:
+    if input != STDOUT and not os.path.exists(input):
+        raise FileError(f"input file {input!r} not found")
+    if input != STDOUT and not os.path.isfile(input):
+        raise FileError(f"input {input!r} is not a file")
+    named = {"INPUT": input, "OUTPUT": output, "--save": save, "--load": load}
+    real = {r: os.path.realpath(p) for r, p in named.items() if p is not None and p != STDOUT}
+    roles = list(real)
+    for i, first in enumerate(roles):
+        for second in roles[i + 1 :]:
+            if {first, second} != {"INPUT", "--load"} and real[first] == real[second]:
+                raise FileError(
+                    f"{first} and {second} are the same file ({named[first]!r}); "
+                    "skbn never overwrites its input",
+                    status=2,
+                )
+    if load is not None and not os.path.isfile(load):
+        raise FileError(f"model file {load!r} not found")
+    for role in ("OUTPUT", "--save"):
+        target = named[role]
+        if target is not None and target != STDOUT and os.path.isdir(target):
+            raise FileError(f"{role} {target!r} is a directory")
+
+
+def _parse_dtypes(dtypes) -> dict:
+    from ._formats import arrow_type
+
+    pa = pyarrow()
+    return {
+        name: kind if isinstance(kind, pa.DataType) else arrow_type(str(kind))
+        for name, kind in (dtypes or {}).items()
+    }
+
+
+def _open_source(input: str, fmt: Format, dtypes) -> tuple:
+    """The source of ``input`` and whether its pass-1 cache fits in memory."""
+    name = "stdin" if input == STDOUT else input
+    kind = TextSource if fmt.text else ArrowSource
+    source = kind(input, fmt, _parse_dtypes(dtypes), name)
+    return source, source.size is not None and source.size <= MEMORY_CACHE_BYTES
+
+
+def _check_options(chunksize, momentum, epsilon, float_precision) -> None:
+    if not isinstance(chunksize, (int, np.integer)) or chunksize < 1:
+        raise FileError(f"chunksize must be a whole number >= 1, got {chunksize!r}", status=2)
+    if momentum not in MOMENTUM_MODES and not (
+        isinstance(momentum, (int, float)) and 0 <= momentum < 1
+    ):
+        raise FileError(f"momentum must be 'pooled', None or in [0, 1), got {momentum!r}", 2)
+    if epsilon is not None and not (np.isfinite(epsilon) and epsilon >= 0):
+        raise FileError(f"epsilon must be a finite number >= 0, got {epsilon!r}", status=2)
+    if float_precision is not None and not 1 <= float_precision <= 17:
+        raise FileError(f"float_precision must be in 1..17, got {float_precision!r}", 2)
+
+
+@dataclasses.dataclass
+class _Run:
+    """The choices of one run, checked."""
+
+    input: str
+    fmt: Format
+    chunksize: int
+    columns: Sequence[str] | None
+    exclude: Sequence[str] | None
+    dtypes: dict | None
+    progress: bool
+
+    def open(self, work: Workspace, loaded=None, load: str | None = None) -> tuple:
+        source, small = _open_source(self.input, self.fmt, self.dtypes)
+        features = choose_columns(
+            source.schema, source.name, self.columns, self.exclude, source.index_columns
+        )
+        if loaded is not None:
+            explicit = self.columns is not None
+            features = match_loaded(loaded, features, load, explicit=explicit)
+        source.set_float(features)
+        return source, features, small
+
+    def fit(self, source, features, cache, fit) -> _Counter:
+        """Run pass 1; ``fit`` consumes the chunk moments."""
+        bar = _Progress(self.progress, "pass 1/2: fit", source.total_rows)
+        counter = _Counter()
+        try:
+            fit(_chunk_moments(source, features, self.chunksize, cache, bar, counter))
+        finally:
+            bar.close()
+        if counter.rows == 0:
+            raise FileError(f"{source.name!r} has no data rows to learn from")
+        return counter
+
+
+def fit_file(
+    input,
+    *,
+    chunksize: int = DEFAULT_CHUNKSIZE,
+    momentum="pooled",
+    epsilon: float | None = None,
+    unbiased: bool = False,
+    init: str | None = None,
+    columns: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    dtypes: dict | None = None,
+    input_format: str | None = None,
+    delimiter: str | None = None,
+    progress: bool = False,
+):
+    """Fit a :class:`~skbn.BatchNormScaler` on the numeric columns of a file.
+
+    The file is streamed once, in chunks of ``chunksize`` rows; each chunk's
+    moments are computed by the core's kernels and applied as one
+    mini-batch (:meth:`~skbn.BatchNormScaler.partial_fit` semantics), so
+    memory does not grow with the file.  The parameters are those of
+    :func:`scale_file`.
+
+    Returns
+    -------
+    scaler : BatchNormScaler
+        Fitted, with the scaled columns as ``feature_names_in_``.
+    """
+    _check_options(chunksize, momentum, epsilon, None)
+    input = os.fspath(input)
+    _check_paths(input, None, None, None)
+    fmt = detect_format(input, input_format, "INPUT")
+    fmt = _with_delimiter(fmt, delimiter, "INPUT")
+    run = _Run(input, fmt, chunksize, columns, exclude, dtypes, progress)
+    if momentum == "pooled" and epsilon is None:
+        epsilon = 0.0
+    scaler = _new_scaler(momentum, epsilon, unbiased, init)
+    with Workspace() as work:
+        source, features, _ = run.open(work)
+        run.fit(source, features, None, lambda moments: _fit_scaler(scaler, moments, features))
+    return scaler
+
+
+def _with_delimiter(fmt: Format, delimiter, role: str) -> Format:
+    from ._formats import with_delimiter
+
+    return with_delimiter(fmt, delimiter, role)
+
+
+def scale_file(
+    input,
+    output,
+    *,
+    chunksize: int = DEFAULT_CHUNKSIZE,
+    momentum="pooled",
+    epsilon: float | None = None,
+    unbiased: bool = False,
+    init: str | None = None,
+    scaler=None,
+    columns: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    dtypes: dict | None = None,
+    input_format: str | None = None,
+    output_format: str | None = None,
+    delimiter: str | None = None,
+    float_precision: int | None = None,
+    save=None,
+    load=None,
+    inverse: bool = False,
+    progress: bool = False,
+) -> ScaleResult:
+    """Scale the numeric columns of a file into another, streaming both.
+
+    Pass 1 reads ``input`` in chunks of ``chunksize`` rows and computes each
+    chunk's per-column moments with the core's kernels; pass 2 maps each
+    batch's scaled columns and writes it.  A text input is parsed once: pass
+    1 keeps the parsed batches (in memory when the file is small, else in an
+    Arrow IPC file in the temporary directory) and pass 2 reads them back.
+    Other columns pass through unchanged, in their places; missing values
+    stay missing.  ``output`` (and ``save``) appear, by one atomic rename,
+    only when the run succeeds.
+
+    Parameters
+    ----------
+    input, output : str or path-like
+        Files whose suffix names the format (``.csv``, ``.tsv``, ``.parquet``,
+        ``.pq``, ``.feather``, ``.arrow``, ``.ipc``, ``.ndjson``, ``.jsonl``;
+        a text format may end in ``.gz``, ``.bz2``, ``.zst``, ``.lz4`` or
+        ``.br``), or ``"-"`` for stdin/stdout (CSV unless a format is given).
+    chunksize : int, default=DEFAULT_CHUNKSIZE
+        Rows per chunk, i.e. per mini-batch, exactly, whatever the reader's
+        block size.
+    momentum : "pooled", None or float in [0, 1), default="pooled"
+        ``"pooled"``: the exact mean and variance of the whole file (what
+        ``StandardScaler`` gives on the loaded file).  ``None`` or a float:
+        each chunk is one mini-batch of a :class:`~skbn.BatchNormScaler`
+        with that momentum.
+    epsilon : float, default=None
+        Added to the variance; default 0 when pooled (exactly
+        ``StandardScaler``), else the scaler's default.
+    unbiased : bool, default=False
+        Bessel's correction (of the whole file when pooled, of each chunk
+        otherwise).
+    init : {"debiased", "keras"}, default=None
+        How the moving statistics start (float momentum only).
+    scaler : BatchNormScaler, default=None
+        An unfitted scaler to fit instead of one made from the parameters
+        above.
+    columns, exclude : sequence of str, default=None
+        Scale only ``columns`` (default: every numeric column); pass
+        ``exclude`` through unchanged.
+    dtypes : dict of str to str or pyarrow.DataType, default=None
+        Column types that override inference: ``"str"``, ``"int"``,
+        ``"float"`` or an Arrow type name such as ``"float32"``.
+    input_format, output_format : str, default=None
+        Formats that override the suffixes, e.g. ``"csv"``, ``"tsv.gz"``.
+    delimiter : str, default=None
+        The CSV field delimiter (both sides, where CSV).
+    float_precision : int, default=None
+        Significant digits of the scaled columns in a text output (default:
+        the shortest text that reads back to the same float64).
+    save : str or path-like, default=None
+        Write the fitted scaler here with skops.
+    load : str or path-like, default=None
+        Transform with the scaler saved in this skops file (no pass 1).
+    inverse : bool, default=False
+        With ``load``: undo the scaling (``inverse_transform``).
+    progress : bool, default=False
+        A progress bar on stderr for each pass.
+
+    Returns
+    -------
+    result : ScaleResult
+
+    Raises
+    ------
+    FileError
+        With a one-line message, for every problem with the files or options;
+        nothing is written then.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> source, target = os.path.join(folder, "in.csv"), os.path.join(folder, "out.csv")
+    >>> with open(source, "w") as f:
+    ...     _ = f.write("id,x,name\\n1,1.0,a\\n2,3.0,b\\n")
+    >>> scale_file(source, target, exclude=["id"]).columns
+    ('x',)
+    >>> print(open(target).read(), end="")
+    id,x,name
+    1,-1.0,a
+    2,1.0,b
+    """
+    start = time.perf_counter()
+    _check_options(chunksize, momentum, epsilon, float_precision)
+    input, output, save, load = map(_path, (input, output, save, load))
+    if inverse and load is None:
+        raise FileError("--inverse needs --load MODEL: the scaler to undo", status=2)
+    if load is not None and scaler is not None:
+        raise FileError("pass either a scaler to fit or a model file to load, not both", 2)
+    fmts = [
+        detect_format(input, input_format, "INPUT"),
+        detect_format(output, output_format, "OUTPUT"),
+    ]
+    fmts = [
+        _with_delimiter(f, delimiter, r) for f, r in zip(fmts, ("INPUT", "OUTPUT"), strict=True)
+    ]
+    _check_paths(input, output, save, load)
+    if save is not None:
+        require("skops.io", "skops", "saving a model file (--save)")
+    if momentum == "pooled" and epsilon is None and scaler is None:
+        epsilon = 0.0
+    run = _Run(input, fmts[0], chunksize, columns, exclude, dtypes, progress)
+    loaded = load_scaler(load) if load is not None else None
+    if loaded is None and (scaler is not None or save is not None or momentum != "pooled"):
+        scaler = scaler if scaler is not None else _new_scaler(momentum, epsilon, unbiased, init)
+    with Workspace() as work:
+        source, features, small = run.open(work, loaded, load)
+        out_name = "stdout" if output == STDOUT else output
+        check_writable(source.schema, fmts[1], out_name)
+        sink = Sink(work.output(output), fmts[1], source.schema, out_name)
+        try:
+            pooled = (epsilon, unbiased, inverse)
+            fitted = _scale(run, source, (features, small), work, (loaded, scaler), pooled)
+            mapper, stats, (n_batches, total), tables = fitted
+            options = (loaded is not None, float_precision)
+            bar = _Progress(progress, "transform" if loaded else "pass 2/2: transform", total)
+            try:
+                n_rows = _transform_pass(tables, sink, features, mapper, options, bar)
+            finally:
+                bar.close()
+            sink.close()
+        except BaseException:
+            sink.abort()
+            raise
+        if save is not None:
+            dump_scaler(scaler, save, work)
+    return ScaleResult(
+        tuple(features), n_rows, n_batches, *stats, loaded or scaler,
+        time.perf_counter() - start,
+    )  # fmt: skip
+
+
+def _scale(run: _Run, source, chosen, work, scalers, pooled) -> tuple:
+    """Pass 1 (unless a scaler was loaded).
+
+    Returns the column mapper of pass 2, ``(mean, var)``, the number of
+    chunks fitted and the tables pass 2 reads.
+    """
+    (features, small), (loaded, scaler) = chosen, scalers
+    epsilon, unbiased, inverse = pooled
+    if loaded is not None:
+        counts = (0, source.total_rows)
+        return scaler_map(loaded, inverse), _scaler_stats(loaded), counts, source.batches()
+    cache = _Cache(None if small else work, source.schema) if source.fmt.text else None
+    if scaler is None:
+        parts: list = []
+        counter = run.fit(source, features, cache, parts.extend)
+        mapper, stats = _pooled_map(reduce_moments(parts), epsilon, unbiased)
+    else:
+        counter = run.fit(source, features, cache, lambda m: _fit_scaler(scaler, m, features))
+        mapper, stats = scaler_map(scaler, False), _scaler_stats(scaler)
+    tables = source.batches() if cache is None else cache.tables()
+    return mapper, stats, (counter.chunks, counter.rows), tables

@@ -1,0 +1,325 @@
+"""File formats: which format a path has, how to read it as record batches,
+and how to write record batches to it.
+
+Text formats (CSV, TSV, NDJSON) are parsed with polars' streaming engine,
+whose CSV reader is multi-threaded; a compressed text file or stdin is first
+copied (decompressed) to a temporary file.  Parquet and Arrow IPC files are
+read and written with pyarrow, one record batch at a time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator, Sequence
+
+from ._errors import FileError, reading, require, writing
+
+__all__ = ["ArrowSource", "Format", "Sink", "detect_format", "with_delimiter"]
+
+#: Rows a text format's column types are inferred from.
+INFER_ROWS = 10_000
+
+#: Rows per record batch the readers aim at (the engine cuts its own chunks).
+BATCH_ROWS = 1 << 17
+
+KINDS = {
+    "csv": ("csv", ","),
+    "tsv": ("csv", "\t"),
+    "parquet": ("parquet", None),
+    "pq": ("parquet", None),
+    "feather": ("ipc", None),
+    "arrow": ("ipc", None),
+    "ipc": ("ipc", None),
+    "ndjson": ("ndjson", None),
+    "jsonl": ("ndjson", None),
+}
+CODECS = {"gz": "gzip", "bz2": "bz2", "zst": "zstd", "lz4": "lz4", "br": "brotli"}
+TEXT_KINDS = ("csv", "ndjson")
+_NAMES = ", ".join(f".{name}" for name in KINDS)
+_PURPOSE = "reading and writing files"
+
+
+def pyarrow():
+    """pyarrow with the submodules the engine uses, or a clear error."""
+    pa = require("pyarrow", "pyarrow", _PURPOSE)
+    for name in ("compute", "ipc", "parquet"):
+        require(f"pyarrow.{name}", "pyarrow", _PURPOSE)
+    return pa
+
+
+def polars():
+    """polars, or a clear error."""
+    return require("polars", "polars", "reading and writing text files (CSV, NDJSON)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Format:
+    """A file format: ``kind`` (csv, parquet, ipc, ndjson), its compression
+    codec (text formats only) and, for CSV, the delimiter."""
+
+    kind: str
+    codec: str | None = None
+    delimiter: str = ","
+
+    @property
+    def text(self) -> bool:
+        return self.kind in TEXT_KINDS
+
+    def describe(self) -> str:
+        name = {"csv": "CSV", "parquet": "Parquet", "ipc": "Arrow IPC", "ndjson": "NDJSON"}
+        return name[self.kind] + (f" ({self.codec})" if self.codec else "")
+
+
+def parse_format(text: str, option: str) -> Format:
+    """A format name as given to ``--input-format``/``--output-format``."""
+    parts = text.lower().lstrip(".").split(".")
+    codec = CODECS.get(parts[-1]) if len(parts) == 2 else None
+    if parts[0] not in KINDS or len(parts) > 2 or (len(parts) == 2 and codec is None):
+        raise FileError(
+            f"{option}: unknown format {text!r}; use one of {', '.join(KINDS)} "
+            f"(a text format may end in .{', .'.join(CODECS)})",
+            status=2,
+        )
+    kind, delimiter = KINDS[parts[0]]
+    return _checked(Format(kind, codec, delimiter or ","), option)
+
+
+def _checked(fmt: Format, what: str) -> Format:
+    if fmt.codec is not None and not fmt.text:
+        raise FileError(
+            f"{what}: a {fmt.describe()} file cannot be compressed as a whole; "
+            "Parquet and Arrow files compress their own columns",
+            status=2,
+        )
+    return fmt
+
+
+def detect_format(path: str, given: str | None, role: str) -> Format:
+    """The format of ``path``: ``given`` if set, else from the suffix."""
+    option = "--input-format" if role == "INPUT" else "--output-format"
+    if given is not None:
+        fmt = parse_format(given, option)
+    elif path == "-":
+        fmt = Format("csv")
+    else:
+        name = os.path.basename(path).lower()
+        parts = name.split(".")
+        codec = CODECS.get(parts[-1]) if len(parts) > 2 else None
+        suffix = parts[-2] if codec else parts[-1] if len(parts) > 1 else ""
+        if suffix not in KINDS:
+            raise FileError(
+                f"cannot tell the format of {role} {path!r} from its suffix "
+                f"({'.' + suffix if suffix else 'none'}): use {_NAMES} (text formats "
+                f"optionally compressed: .gz, .bz2, .zst, .lz4, .br), or {option}",
+                status=2,
+            )
+        kind, default = KINDS[suffix]
+        fmt = _checked(Format(kind, codec, default or ","), f"{role} {path!r}")
+    return fmt
+
+
+def with_delimiter(fmt: Format, delimiter: str | None, role: str) -> Format:
+    """``fmt`` with the ``--delimiter`` of the command line, for a CSV."""
+    if delimiter is None or fmt.kind != "csv":
+        if delimiter is not None and role == "INPUT":
+            raise FileError(f"--delimiter applies to CSV, not {fmt.describe()}", status=2)
+        return fmt
+    if len(delimiter) != 1 or delimiter in '"\r\n':
+        raise FileError(f"--delimiter must be one character, got {delimiter!r}", status=2)
+    return dataclasses.replace(fmt, delimiter=delimiter)
+
+
+# -- reading -------------------------------------------------------------------
+
+
+class ArrowSource:
+    """A Parquet or Arrow IPC file read as record batches, as often as asked.
+
+    ``schema`` is the file's Arrow schema after the ``dtypes`` overrides
+    (the batches are cast to it); :meth:`set_float` asks for more columns to
+    be read as float64 (the columns to scale).
+    """
+
+    def __init__(self, path: str, fmt: Format, dtypes: dict, name: str) -> None:
+        self.path, self.fmt, self.name = path, fmt, name
+        self.dtypes = dict(dtypes)
+        self.index_columns: set = set()
+        self.size = os.path.getsize(path)
+        with reading(name):
+            schema = self._read_schema()
+        for column in self.dtypes:
+            if column not in schema.names:
+                raise FileError(
+                    f"--dtype: {name!r} has no column {column!r} "
+                    f"(its columns: {', '.join(schema.names)})",
+                    status=2,
+                )
+        self.schema = overridden(schema, self.dtypes)
+
+    def _read_schema(self):
+        pa = pyarrow()
+        if self.fmt.kind == "parquet":
+            with pa.parquet.ParquetFile(self.path) as parquet:
+                self.total_rows = parquet.metadata.num_rows
+                schema = parquet.schema_arrow
+            meta = schema.pandas_metadata or {}
+            self.index_columns = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+            return schema
+        with pa.OSFile(self.path, "rb") as stream:
+            reader = _open_ipc(stream)
+            self.total_rows = None
+            return reader.schema
+
+    def set_float(self, names: Sequence[str]) -> None:
+        """Read the columns ``names`` as float64 from now on."""
+        self.dtypes.update({name: pyarrow().float64() for name in names})
+        self.schema = overridden(self.schema, self.dtypes)
+
+    def batches(self) -> Iterator:
+        """The record batches of the file, in order, as tables of ``schema``."""
+        pa = pyarrow()
+        with reading(self.name, self.schema.names):
+            if self.fmt.kind == "parquet":
+                with pa.parquet.ParquetFile(self.path) as parquet:
+                    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+                        yield as_schema(batch, self.schema)
+            else:
+                with pa.OSFile(self.path, "rb") as stream:
+                    for batch in _ipc_batches(_open_ipc(stream)):
+                        yield as_schema(batch, self.schema)
+
+
+def _open_ipc(stream):
+    """An Arrow IPC file or stream reader over ``stream``."""
+    pa = pyarrow()
+    try:
+        return pa.ipc.open_file(stream)
+    except pa.ArrowInvalid:
+        stream.seek(0)
+        return pa.ipc.open_stream(stream)
+
+
+def _ipc_batches(reader) -> Iterator:
+    if hasattr(reader, "num_record_batches"):  # the file format
+        for i in range(reader.num_record_batches):
+            yield reader.get_batch(i)
+    else:
+        yield from reader
+
+
+def arrow_type(text: str):
+    """The Arrow type of a ``--dtype`` TYPE: str, int, float or an Arrow name."""
+    pa = pyarrow()
+    aliases = {"str": pa.large_string(), "string": pa.large_string(), "text": pa.large_string()}
+    aliases.update({"int": pa.int64(), "float": pa.float64()})
+    if text.lower() in aliases:
+        return aliases[text.lower()]
+    try:
+        return pa.type_for_alias(text)
+    except (ValueError, KeyError):
+        raise FileError(
+            f"--dtype: unknown type {text!r}; use str, int, float or an Arrow type "
+            "name such as float32, int64, string, bool, date32",
+            status=2,
+        ) from None
+
+
+def polars_type(arrow):
+    pa = pyarrow()
+    return polars().from_arrow(pa.nulls(0, type=arrow)).dtype
+
+
+def overridden(schema, dtypes: dict):
+    pa = pyarrow()
+    fields = [f.with_type(dtypes[f.name]) if f.name in dtypes else f for f in schema]
+    return pa.schema(fields, metadata=schema.metadata)
+
+
+def as_schema(batch, schema):
+    """``batch`` as a table of ``schema`` (types cast where they differ)."""
+    pa = pyarrow()
+    table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
+    if table.schema.equals(schema, check_metadata=False):
+        return table
+    return table.cast(schema)
+
+
+# -- writing ---------------------------------------------------------------------
+
+
+class Sink:
+    """Writes tables of one schema to ``path`` in the format ``fmt``."""
+
+    def __init__(self, path: str, fmt: Format, schema, name: str) -> None:
+        self.fmt, self.schema, self.name = fmt, schema, name
+        self._started = False
+        pa = pyarrow()
+        with writing(name):
+            if fmt.text:
+                polars()
+                self._stream = pa.OSFile(path, "wb")
+                if fmt.codec is not None:
+                    self._stream = pa.CompressedOutputStream(self._stream, fmt.codec)
+            elif fmt.kind == "parquet":
+                floats = {f.name for f in schema if pa.types.is_floating(f.type)}
+                self._writer = pa.parquet.ParquetWriter(
+                    path,
+                    schema,
+                    use_dictionary=[n for n in schema.names if n not in floats],
+                    compression="snappy",
+                )
+            else:
+                self._writer = pa.ipc.new_file(path, schema)
+
+    def write(self, table, round_columns: Sequence[str] = (), digits: int | None = None) -> None:
+        """Append ``table``; with ``digits``, ``round_columns`` are written with
+        that many significant digits (text formats only)."""
+        with writing(self.name):
+            if not self.fmt.text:
+                self._writer.write_table(table)
+                return
+            frame = polars().from_arrow(table)
+            if digits is not None and round_columns:
+                frame = frame.with_columns(polars().col(round_columns).round_sig_figs(digits))
+            self._write_text(frame)
+
+    def _write_text(self, frame) -> None:
+        if self.fmt.kind == "csv":
+            frame.write_csv(
+                self._stream, include_header=not self._started, separator=self.fmt.delimiter
+            )
+        elif frame.height:
+            frame.write_ndjson(self._stream)
+        self._started = True
+
+    def close(self) -> None:
+        """Finish the file (a CSV with no rows still gets its header)."""
+        with writing(self.name):
+            if self.fmt.text:
+                if not self._started:
+                    self.write(self.schema.empty_table())
+                self._stream.close()
+            else:
+                self._writer.close()
+
+    def abort(self) -> None:
+        """Release the file after a failure (it is removed by the caller)."""
+        try:
+            if self.fmt.text:
+                self._stream.close()
+            else:
+                self._writer.close()
+        except Exception:  # noqa: BLE001 - the run has failed already
+            pass
+
+
+def check_writable(schema, fmt: Format, name: str) -> None:
+    """Fail before any pass if ``fmt`` cannot hold a column's type."""
+    pa = pyarrow()
+    for field in schema:
+        if fmt.kind == "csv" and pa.types.is_nested(field.type):
+            raise FileError(
+                f"cannot write {name!r}: column {field.name!r} of type {field.type} "
+                f"cannot be written to CSV; choose another output format"
+            )

@@ -1,0 +1,127 @@
+"""Text input (CSV, TSV, NDJSON): a byte stream parsed by polars a piece at a time.
+
+The stream (a file, a decompressing stream, or stdin) is read in pieces of
+about :data:`PIECE_BYTES`, each cut after the last line break that is not
+inside a quoted field; polars parses each piece on all cores.  Memory is a
+few pieces, whatever the length of the file, and stdin or a compressed file
+needs no temporary copy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Sequence
+
+from ._errors import FileError, reading
+from ._formats import INFER_ROWS, Format, as_schema, overridden, polars, polars_type, pyarrow
+
+__all__ = ["PIECE_BYTES", "TextSource"]
+
+#: Bytes of text parsed at a time.
+PIECE_BYTES = 16 << 20
+
+
+def _cut(data: bytes, quoted: bool) -> int:
+    """The end of the last complete line of ``data`` (0: none)."""
+    cut = data.rfind(b"\n") + 1
+    while quoted and cut and data.count(b'"', 0, cut) % 2:
+        cut = data.rfind(b"\n", 0, cut - 1) + 1
+    return cut
+
+
+class TextSource:
+    """A CSV or NDJSON stream read once, as Arrow tables of one schema.
+
+    The column types are inferred from the first :data:`INFER_ROWS` rows
+    (at most the first piece), then ``dtypes`` override them.
+    """
+
+    def __init__(self, path: str, fmt: Format, dtypes: dict, name: str) -> None:
+        self.fmt, self.name = fmt, name
+        self.dtypes = dict(dtypes)
+        self.index_columns: set = set()
+        self.total_rows = None
+        self.size = os.path.getsize(path) if path != "-" and fmt.codec is None else None
+        self._stream = self._open(path)
+        self._carry = b""
+        self._head = self._piece()
+        if not self._head.strip():
+            self.close()
+            raise FileError(f"cannot read {name!r}: it is empty (not even a header line)")
+        with reading(name):
+            self.schema = overridden(self._infer(), self.dtypes)
+        for column in self.dtypes:
+            if column not in self.schema.names:
+                raise FileError(
+                    f"--dtype: {name!r} has no column {column!r} "
+                    f"(its columns: {', '.join(self.schema.names)})",
+                    status=2,
+                )
+
+    def _open(self, path: str):
+        pa = pyarrow()
+        with reading(self.name):
+            if path == "-":
+                stream = pa.PythonFile(sys.stdin.buffer, mode="r")
+            else:
+                stream = pa.OSFile(path, "rb")
+            if self.fmt.codec is not None:
+                stream = pa.CompressedInputStream(stream, self.fmt.codec)
+        return stream
+
+    def _piece(self) -> bytes:
+        """The next run of whole lines, about PIECE_BYTES long (b"" at the end)."""
+        quoted = self.fmt.kind == "csv"
+        while True:
+            with reading(self.name):
+                block = self._stream.read(PIECE_BYTES)
+            data = self._carry + block
+            if not block:
+                self._carry = b""
+                return data
+            cut = _cut(data, quoted)
+            if cut:
+                self._carry = data[cut:]
+                return data[:cut]
+            self._carry = data
+
+    def _parse(self, data: bytes, header: bool, schema=None, n_rows=None):
+        pl = polars()
+        if self.fmt.kind == "ndjson":
+            return pl.read_ndjson(data, schema=schema, infer_schema_length=INFER_ROWS)
+        return pl.read_csv(
+            data,
+            has_header=header,
+            separator=self.fmt.delimiter,
+            schema=schema,
+            n_rows=n_rows,
+            infer_schema_length=INFER_ROWS,
+        )
+
+    def _infer(self):
+        frame = self._parse(self._head, True, n_rows=INFER_ROWS)
+        return frame.head(0).to_arrow().schema
+
+    def set_float(self, names: Sequence[str]) -> None:
+        """Read the columns ``names`` as float64."""
+        self.dtypes.update({name: pyarrow().float64() for name in names})
+        self.schema = overridden(self.schema, self.dtypes)
+
+    def batches(self) -> Iterator:
+        """The rows as Arrow tables, one per piece (the stream is read once)."""
+        pl = polars()
+        schema = pl.Schema({f.name: polars_type(f.type) for f in self.schema})
+        data, header = self._head, True
+        self._head = b""
+        try:
+            while data:
+                with reading(self.name, self.schema.names):
+                    frame = self._parse(data, header, schema)
+                    yield as_schema(frame.to_arrow(), self.schema)
+                data, header = self._piece(), False
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._stream.close()

@@ -1,0 +1,363 @@
+"""The file engine, :mod:`skbn.io`, on real files written by pandas and pyarrow.
+
+Every scaled column is compared with ``StandardScaler`` fitted on the data as
+pandas loads it (or, for the streaming modes, with a ``BatchNormScaler`` fed
+the same chunks with ``partial_fit``).  Tolerance: ``rtol=1e-12`` with
+``atol=1e-12`` (in scaled units) for the pooled statistics, which are
+computed by other code than StandardScaler's (different summation order);
+every text conversion here is exact (pandas writes floats with ``repr``,
+polars and pandas parse and write the shortest round-trip text).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.feather as feather
+import pyarrow.parquet as pq
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.preprocessing import StandardScaler
+
+import skbn.io._engine as engine
+import skbn.io._text as text
+from skbn import BatchNormScaler
+from skbn.io import FileError, fit_file, load_scaler, read_model, scale_file
+
+N_ROWS = 1500
+NUMERIC = ["id", "x", "big", "count"]
+TOL = dict(rtol=1e-12, atol=1e-12)
+
+
+def _frame(n: int = N_ROWS, seed: int = 0) -> pd.DataFrame:
+    """Numeric columns (with missing values), strings with commas, quotes and line
+    breaks, and booleans between them."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(3.0, 2.0, n)
+    x[rng.random(n) < 0.05] = np.nan
+    count = rng.integers(0, 50, n).astype(float)
+    count[rng.random(n) < 0.1] = np.nan
+    names = [f'row {i}, "q"\nline' if i % 7 == 0 else f"row {i}" for i in range(n)]
+    return pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "name": names,
+            "x": x,
+            "flag": rng.random(n) < 0.5,
+            "big": 1e9 + rng.standard_normal(n),
+            "count": count,
+        }
+    )
+
+
+def _write(frame: pd.DataFrame, path) -> None:
+    path = str(path)
+    if path.endswith((".csv", ".csv.gz")):
+        frame.to_csv(path, index=False)
+    elif path.endswith(".tsv"):
+        frame.to_csv(path, index=False, sep="\t")
+    elif path.endswith(".parquet"):
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=400)
+    elif path.endswith(".feather"):
+        feather.write_feather(pa.Table.from_pandas(frame, preserve_index=False), path)
+    else:  # the standard library's json writes floats exactly (repr)
+        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+        lines = (json.dumps(r, default=lambda v: v.item()) + "\n" for r in records)
+        with open(path, "w") as stream:
+            stream.writelines(lines)
+
+
+def _read(path) -> pd.DataFrame:
+    path = str(path)
+    if path.endswith((".csv", ".csv.gz")):
+        return pd.read_csv(path)
+    if path.endswith(".tsv"):
+        return pd.read_csv(path, sep="\t")
+    if path.endswith((".parquet", ".pq")):
+        return pq.read_table(path).to_pandas()
+    if path.endswith((".feather", ".arrow")):
+        return feather.read_table(path).to_pandas()
+    return pd.read_json(path, lines=True)
+
+
+def _numbers(frame: pd.DataFrame, columns=NUMERIC) -> np.ndarray:
+    return frame[list(columns)].to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+INPUTS = ["in.csv", "in.tsv", "in.csv.gz", "in.parquet", "in.feather", "in.ndjson"]
+OUTPUTS = ["csv", "tsv", "csv.gz", "parquet", "arrow", "ndjson"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("io")
+    for name in INPUTS:
+        _write(_frame(), root / name)
+    return root
+
+
+@pytest.fixture(scope="module")
+def expected(data):
+    source = _read(data / "in.csv")
+    return source, StandardScaler().fit_transform(_numbers(source))
+
+
+@pytest.fixture(autouse=True)
+def private_tmpdir(tmp_path, monkeypatch):
+    """Scratch files of the engine go to a folder of the test, checked empty after."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    yield scratch
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("target", OUTPUTS)
+@pytest.mark.parametrize("source", INPUTS)
+def test_every_format_to_every_format(data, expected, tmp_path, source, target):
+    frame, scaled = expected
+    result = scale_file(data / source, tmp_path / f"out.{target}")
+    assert result.columns == tuple(NUMERIC) and result.n_rows == N_ROWS
+    out = _read(tmp_path / f"out.{target}")
+    assert list(out.columns) == list(frame.columns)
+    assert_allclose(_numbers(out), scaled, **TOL)
+    assert_array_equal(out[NUMERIC].isna().to_numpy(), frame[NUMERIC].isna().to_numpy())
+    assert out["name"].tolist() == frame["name"].tolist()
+    assert out["flag"].tolist() == frame["flag"].tolist()
+    assert_allclose(result.mean, np.nanmean(_numbers(frame), axis=0), rtol=1e-12)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".skbn-tmp")]
+
+
+def test_binary_round_trip_is_exact(data, tmp_path):
+    """Parquet -> Arrow -> Parquet: the same float64 values, bit for bit."""
+    scale_file(data / "in.parquet", tmp_path / "a.parquet")
+    scale_file(data / "in.feather", tmp_path / "b.arrow")
+    a, b = pq.read_table(tmp_path / "a.parquet"), feather.read_table(tmp_path / "b.arrow")
+    for name in NUMERIC:
+        assert a.column(name).equals(b.column(name))
+
+
+@pytest.mark.parametrize("cache_bytes", [0, 1 << 30], ids=["ipc-file", "memory"])
+def test_pass_two_reads_the_cache_across_small_pieces(
+    data, expected, tmp_path, monkeypatch, cache_bytes
+):
+    # Pieces of 1 KiB: quoted line breaks and quotes fall on every boundary.
+    monkeypatch.setattr(text, "PIECE_BYTES", 1024)
+    monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", cache_bytes)
+    frame, scaled = expected
+    scale_file(data / "in.csv", tmp_path / "out.parquet")
+    out = _read(tmp_path / "out.parquet")
+    assert_allclose(_numbers(out), scaled, **TOL)
+    assert out["name"].tolist() == frame["name"].tolist()
+
+
+def _reference(X: np.ndarray, chunk: int, **params) -> tuple:
+    scaler = BatchNormScaler(**params)
+    for start in range(0, X.shape[0], chunk):
+        scaler.partial_fit(X[start : start + chunk])
+    return scaler, scaler.transform(X)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(momentum=None), dict(momentum=0.9), dict(momentum=0.8, unbiased=True, init="keras")],
+    ids=["none", "0.9", "0.8-unbiased-keras"],
+)
+def test_streaming_modes_cut_exact_chunks(data, expected, tmp_path, monkeypatch, params):
+    """Each chunk of --chunksize rows is one mini-batch, whatever the pieces read."""
+    monkeypatch.setattr(text, "PIECE_BYTES", 3000)
+    frame, _ = expected
+    result = scale_file(data / "in.csv", tmp_path / "out.csv", chunksize=128, **params)
+    reference, scaled = _reference(_numbers(frame), 128, **params)
+    assert result.n_batches == reference.n_batches_seen_ == 12
+    assert_allclose(_numbers(_read(tmp_path / "out.csv")), scaled, rtol=1e-12, atol=0)
+    assert_allclose(result.scaler.moving_var_, reference.moving_var_, rtol=1e-12)
+
+
+def test_pooled_save_load_and_inverse(data, expected, tmp_path):
+    frame, scaled = expected
+    model = tmp_path / "m.skops"
+    scale_file(data / "in.parquet", tmp_path / "out.parquet", save=model)
+    scaler = load_scaler(model)
+    exact = StandardScaler().fit(_numbers(frame))
+    assert scaler.momentum == "pooled" and scaler.epsilon == 0
+    assert list(scaler.feature_names_in_) == NUMERIC
+    assert_allclose(scaler.moving_mean_, exact.mean_, rtol=1e-12)
+    assert_allclose(scaler.moving_var_, exact.var_, rtol=1e-12)
+    # --load applies the same map; --inverse undoes it.
+    scale_file(data / "in.csv", tmp_path / "again.csv", load=model)
+    assert_allclose(_numbers(_read(tmp_path / "again.csv")), scaled, **TOL)
+    scale_file(tmp_path / "out.parquet", tmp_path / "back.csv", load=model, inverse=True)
+    back = _read(tmp_path / "back.csv")
+    assert_allclose(_numbers(back), _numbers(frame), rtol=1e-9)
+    assert back["name"].tolist() == frame["name"].tolist()
+
+
+def test_pooled_unbiased_and_epsilon(data, expected, tmp_path):
+    frame, _ = expected
+    X = _numbers(frame)
+    scale_file(data / "in.csv", tmp_path / "u.csv", unbiased=True, epsilon=0.5)
+    std = np.sqrt(np.nanvar(X, axis=0, ddof=1) + 0.5)
+    assert_allclose(_numbers(_read(tmp_path / "u.csv")), (X - np.nanmean(X, 0)) / std, **TOL)
+
+
+def test_fit_file(data, expected):
+    frame, _ = expected
+    scaler = fit_file(data / "in.ndjson", exclude=["id"])
+    exact = StandardScaler().fit(_numbers(frame, NUMERIC[1:]))
+    assert list(scaler.feature_names_in_) == NUMERIC[1:]
+    assert_allclose(scaler.moving_mean_, exact.mean_, rtol=1e-12)
+    assert_allclose(scaler.moving_var_, exact.var_, rtol=1e-12)
+
+
+def test_read_model_matches_the_loaded_scaler(data, tmp_path):
+    model = tmp_path / "m.skops"
+    scale_file(data / "in.csv", tmp_path / "o.csv", momentum=None, chunksize=100, save=model)
+    summary, scaler = read_model(model), load_scaler(model)
+    assert summary.feature_names == NUMERIC
+    assert summary.params == {k: v for k, v in sorted(scaler.get_params().items())}
+    for name in ["moving_mean_", "moving_var_", "gamma_", "beta_"]:
+        assert_array_equal(summary.arrays[name], getattr(scaler, name))
+    assert summary.fitted["n_batches_seen_"] == 15
+
+
+# -- columns and types ---------------------------------------------------------------
+
+
+def test_columns_exclude_and_order(data, expected, tmp_path):
+    frame, _ = expected
+    scale_file(data / "in.csv", tmp_path / "out.csv", columns=["count", "x"], exclude=["count"])
+    raw_in = pd.read_csv(data / "in.csv", dtype=str, keep_default_na=False)
+    raw_out = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert list(raw_out.columns) == list(raw_in.columns)
+    for name in ["id", "big", "count", "name"]:  # passed through as the same text
+        assert raw_out[name].tolist() == raw_in[name].tolist(), name
+    x = StandardScaler().fit_transform(_numbers(frame, ["x"]))
+    assert_allclose(_numbers(_read(tmp_path / "out.csv"), ["x"]), x, **TOL)
+
+
+def _late_text_file(path, bad_value: str) -> None:
+    rows = ["id,x,s"] + [f"{i},{i * 0.5},t{i}" for i in range(20_000)]
+    rows.append(f"20000,{bad_value},end")
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_numeric_column_with_late_text_fails_naming_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(text, "PIECE_BYTES", 4096)
+    _late_text_file(tmp_path / "late.csv", "oops")
+    with pytest.raises(FileError) as info:
+        scale_file(tmp_path / "late.csv", tmp_path / "out.csv")
+    message = str(info.value)
+    assert "'x'" in message and "'oops'" in message and "--dtype x=str" in message
+    assert "\n" not in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["late.csv", "scratch"]
+    # With --dtype the column is text, passed through; the others are scaled.
+    scale_file(tmp_path / "late.csv", tmp_path / "out.csv", dtypes={"x": "str"})
+    out = pd.read_csv(tmp_path / "out.csv", dtype={"x": str})
+    assert out["x"].iloc[-1] == "oops" and out["x"].iloc[3] == "1.5"
+    ids = np.arange(20_001.0)
+    assert_allclose(out["id"], (ids - ids.mean()) / ids.std(), **TOL)
+
+
+def test_passthrough_integer_with_late_float_says_dtype_float(tmp_path):
+    rows = ["id,x"] + [f"{i},{i * 0.5}" for i in range(20_000)] + ["2.5,1.0"]
+    (tmp_path / "late.csv").write_text("\n".join(rows) + "\n")
+    with pytest.raises(FileError, match="--dtype id=float"):
+        scale_file(tmp_path / "late.csv", tmp_path / "out.csv", exclude=["id"])
+    scale_file(tmp_path / "late.csv", tmp_path / "o.csv", exclude=["id"], dtypes={"id": "float"})
+    assert pd.read_csv(tmp_path / "o.csv")["id"].iloc[-1] == 2.5
+
+
+def test_dtype_arrow_names_and_refusals(data, tmp_path):
+    scale_file(data / "in.parquet", tmp_path / "o.parquet", dtypes={"count": "string"})
+    out = pq.read_table(tmp_path / "o.parquet")
+    assert pa.types.is_string(out.schema.field("count").type) or pa.types.is_large_string(
+        out.schema.field("count").type
+    )
+    with pytest.raises(FileError, match="unknown type 'decimal9'"):
+        scale_file(data / "in.csv", tmp_path / "o.csv", dtypes={"x": "decimal9"})
+    with pytest.raises(FileError, match="no column 'nope'"):
+        scale_file(data / "in.csv", tmp_path / "o.csv", dtypes={"nope": "int"})
+
+
+# -- text output size -------------------------------------------------------------------
+
+
+def test_float_precision_keeps_csv_near_its_input_size(tmp_path):
+    rng = np.random.default_rng(1)
+    values = rng.normal(50.0, 10.0, (5000, 6))
+    lines = ["a,b,c,d,e,f"] + [",".join(f"{v:.6g}" for v in row) for row in values]
+    (tmp_path / "six.csv").write_text("\n".join(lines) + "\n")
+    source = pd.read_csv(tmp_path / "six.csv").to_numpy()
+    exact = StandardScaler().fit_transform(source)
+    scale_file(tmp_path / "six.csv", tmp_path / "p7.csv", float_precision=7)
+    size_in = os.path.getsize(tmp_path / "six.csv")
+    assert os.path.getsize(tmp_path / "p7.csv") <= 1.6 * size_in
+    assert_allclose(pd.read_csv(tmp_path / "p7.csv").to_numpy(), exact, rtol=5e-7, atol=5e-7)
+    # The default writes the shortest text that reads back to the same float64.
+    scale_file(tmp_path / "six.csv", tmp_path / "full.csv")
+    assert_allclose(pd.read_csv(tmp_path / "full.csv").to_numpy(), exact, **TOL)
+
+
+def test_compressed_output_is_gzip(data, tmp_path):
+    scale_file(data / "in.parquet", tmp_path / "o.csv.gz")
+    with gzip.open(tmp_path / "o.csv.gz", "rt") as stream:
+        assert stream.readline().strip() == "id,name,x,flag,big,count"
+
+
+# -- nothing half-written --------------------------------------------------------------
+
+
+def test_failure_in_pass_two_leaves_nothing(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", 0)  # an IPC cache file on disk
+    (tmp_path / "out.csv").write_text("old\n")
+    calls = []
+
+    def failing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    original = engine.replace_values
+    monkeypatch.setattr(engine, "replace_values", failing)
+    monkeypatch.setattr(engine, "BATCH_ROWS", 256)
+    monkeypatch.setattr(text, "PIECE_BYTES", 4096)
+    with pytest.raises(KeyboardInterrupt):
+        scale_file(data / "in.csv", tmp_path / "out.csv", save=tmp_path / "m.skops")
+    assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "scratch"]
+    assert (tmp_path / "out.csv").read_text() == "old\n"
+
+
+def test_unwritable_directory(data):
+    with pytest.raises(FileError, match=r"cannot write '/sys/out.csv'"):
+        scale_file(data / "in.csv", "/sys/out.csv")
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (dict(columns=["name"]), "column 'name' is large_string, not numeric"),
+        (dict(exclude=["zz"]), "--exclude: "),
+        (dict(inverse=True), "--inverse needs --load"),
+        (dict(momentum=1.5), "momentum must be"),
+        (dict(float_precision=0), "float_precision must be"),
+        (dict(output_format="xlsx"), "unknown format 'xlsx'"),
+        (dict(delimiter=";"), None),
+    ],
+)
+def test_option_errors(data, tmp_path, args, needle):
+    if needle is None:  # --delimiter on a Parquet input is refused
+        with pytest.raises(FileError, match="--delimiter applies to CSV"):
+            scale_file(data / "in.parquet", tmp_path / "o.csv", **args)
+        return
+    with pytest.raises(FileError, match=needle):
+        scale_file(data / "in.csv", tmp_path / "o.csv", **args)
+    assert not (tmp_path / "o.csv").exists()
