@@ -88,9 +88,17 @@ html_theme = "pydata_sphinx_theme"
 html_title = f"skbn {release}"
 html_theme_options = {
     "navigation_with_keys": False,
+    # The in-page table of contents ("On this page") on the right of every
+    # page, two heading levels deep, so that no page has an empty navigation.
     "show_toc_level": 2,
+    "secondary_sidebar_items": ["page-toc"],
+    # Six sections in the top bar (the root toctree of index.md), no "More".
     "header_links_before_dropdown": 6,
+    "navbar_align": "left",
 }
+# The left sidebar: the pages of the current section (hidden where a section
+# has a single page), none on the front page.
+html_sidebars = {"index": [], "**": ["sidebar-nav-bs"]}
 html_show_sourcelink = False
 html_static_path: list[str] = []
 
@@ -150,7 +158,40 @@ def _escape_type_underscores(app, what, name, obj, options, lines):
             lines[i] = match.group(1) + escaped
 
 
+# -- pages that may not exist yet -------------------------------------------
+
+# Pages the section toctrees list that are written separately and may be absent
+# from a checkout: a toctree entry for a missing page would fail ``-W``, so the
+# line is dropped while the file does not exist (and listed as soon as it does).
+OPTIONAL_PAGES = ("installation", "architecture", "spark")
+# Reference pages of modules that may be absent likewise: page -> module path.
+OPTIONAL_MODULE_PAGES = {"api_io": "skbn/io", "api_spark": "skbn/spark.py"}
+_MISSING_MODULE_PAGES = {
+    page for page, module in OPTIONAL_MODULE_PAGES.items() if not (ROOT / module).exists()
+}
+exclude_patterns += [f"{page}.rst" for page in _MISSING_MODULE_PAGES]
+
+
+def _drop_missing_optional_pages(app, docname, source):
+    here = Path(app.srcdir)
+    missing = {
+        name
+        for name in OPTIONAL_PAGES
+        if not any((here / f"{name}{suffix}").exists() for suffix in source_suffix)
+    } | _MISSING_MODULE_PAGES
+    if missing:
+        lines = source[0].splitlines(keepends=True)
+        source[0] = "".join(line for line in lines if not _names_missing(line, missing))
+
+
+def _names_missing(line, missing):
+    """A toctree entry, or a one-line "* :doc:`page`: ..." bullet, of a missing page."""
+    text = line.strip()
+    return text in missing or any(text.startswith(f"* :doc:`{name}`") for name in missing)
+
+
 def setup(app):
+    app.connect("source-read", _drop_missing_optional_pages)
     app.connect("missing-reference", _sklearn_glossary)
     # numpydoc listens with the default priority (500): go first.
     app.connect("autodoc-process-docstring", _escape_type_underscores, priority=400)
