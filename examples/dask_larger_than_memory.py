@@ -28,6 +28,10 @@ which follow recent data).
 Needs the ``dask`` extra: ``pip install "skbn[dask]"``.
 """
 
+# The thumbnail in the gallery (this script is shown, not run, while the site
+# is built): drawn by docs/thumbnails/make_thumbnails.py.
+# sphinx_gallery_thumbnail_path = "thumbnails/dask_larger_than_memory.png"
+
 import dask
 import dask.array as da
 import numpy as np

@@ -35,6 +35,10 @@ stream the training set through ``partial_fit`` itself, and its test accuracy
 is compared with the same pipeline built on ``StandardScaler``.
 """
 
+# The thumbnail in the gallery (this script is shown, not run, while the site
+# is built): drawn by docs/thumbnails/make_thumbnails.py.
+# sphinx_gallery_thumbnail_path = "thumbnails/stream_digits.png"
+
 import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression

@@ -39,6 +39,10 @@ PyTorch's rule, so the Pipeline below wraps it in
 classifier only, on the scaler's fitted output.
 """
 
+# The thumbnail in the gallery (this script is shown, not run, while the site
+# is built): drawn by docs/thumbnails/make_thumbnails.py.
+# sphinx_gallery_thumbnail_path = "thumbnails/torch_finetune.png"
+
 import numpy as np
 import torch
 from sklearn.datasets import load_breast_cancer

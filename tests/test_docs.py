@@ -28,7 +28,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-PLOT_EXAMPLES = ("plot_cold_start", "plot_drifting_stream", "plot_variance_bias")
+PLOT_EXAMPLES = (
+    "plot_cold_start",
+    "plot_drifting_stream",
+    "plot_momentum_modes",
+    "plot_variance_bias",
+)
 # Pages whose ``python`` blocks are complete programs (others show code that
 # needs a GPU or names defined elsewhere).
 PAGES_WITH_RUNNABLE_CODE = ("index", "getting_started", "mapping", "user_guide")
@@ -94,6 +99,24 @@ def drifting():
 @pytest.fixture(scope="module")
 def variance_bias():
     return run_example("plot_variance_bias")
+
+
+@pytest.fixture(scope="module")
+def momentum_modes():
+    return run_example("plot_momentum_modes")
+
+
+def test_momentum_modes_pooled_is_standard_scaler(momentum_modes):
+    """The claims of the modes example: "pooled" is exact, the others are not."""
+    results = momentum_modes["results"]
+    pooled, mean_errors, var_errors = results['"pooled"']
+    assert mean_errors[-1] < 1e-12 and var_errors[-1] < 1e-12
+    X, reference = momentum_modes["X"], momentum_modes["reference"]
+    np.testing.assert_allclose(pooled.transform(X), reference.transform(X), atol=1e-12)
+    for label in ("None", "0.99 (default)", "0.9"):
+        assert results[label][2][-1] > 0.1  # the variance misses by 10% or more
+    # the shorter memory is further off than the longer one
+    assert results["0.9"][1][-1] > results["0.99 (default)"][1][-1]
 
 
 def test_cold_start_debiased_takes_the_first_batch_exactly(cold_start):
