@@ -1,4 +1,4 @@
-"""Fit and transform dask arrays and DataFrames (SPEC section 6, dask).
+"""Fit and transform dask arrays and DataFrames (see docs/dask.md).
 
 :class:`~skbn.BatchNormScaler` hands a dask collection to this module; dask is
 imported here and nowhere else.
