@@ -233,6 +233,23 @@ def test_page_code_runs(page, capsys):
         exec(compile(block, f"docs/{page}.md, python block {i + 1}", "exec"), {})
 
 
+def test_array_api_page_runs_in_a_fresh_interpreter():
+    """docs/array_api.md sets SCIPY_ARRAY_API itself: run it without the variable.
+
+    The page's blocks are one program (the second continues the first); the
+    test suite's own ``SCIPY_ARRAY_API=1`` (tests/conftest.py) is removed so
+    that the page's ``os.environ`` line is what makes it work.
+    """
+    pytest.importorskip("torch")
+    program = "\n".join(python_blocks("array_api"))
+    env = {key: value for key, value in os.environ.items() if key != "SCIPY_ARRAY_API"}
+    run = subprocess.run(
+        [sys.executable, "-c", program], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0, run.stderr
+    assert "Tensor" in run.stdout and "ndarray 2" in run.stdout
+
+
 # -- the scripts run headless, without warnings (started by the first test) ----
 
 
