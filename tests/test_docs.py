@@ -36,7 +36,13 @@ PLOT_EXAMPLES = (
 )
 # Pages whose ``python`` blocks are complete programs (others show code that
 # needs a GPU or names defined elsewhere).
-PAGES_WITH_RUNNABLE_CODE = ("index", "getting_started", "mapping", "user_guide")
+PAGES_WITH_RUNNABLE_CODE = (
+    "index",
+    "getting_started",
+    "mapping",
+    "persistence",
+    "user_guide",
+)
 
 
 @pytest.fixture(scope="module")
