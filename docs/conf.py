@@ -190,8 +190,26 @@ def _names_missing(line, missing):
     return text in missing or any(text.startswith(f"* :doc:`{name}`") for name in missing)
 
 
+def _reread_pages_listing_optional_ones(app, env, added, changed, removed):
+    """Re-read the pages that list an optional page on every build.
+
+    An incremental build would otherwise keep a toctree from before the page
+    appeared (or went), and ``-W`` would fail on "not included in any toctree".
+    """
+    names = set(OPTIONAL_PAGES) | set(OPTIONAL_MODULE_PAGES)
+    return [
+        docname
+        for docname in env.found_docs
+        if any(
+            line.strip() in names
+            for line in Path(env.doc2path(docname)).read_text(encoding="utf-8").splitlines()
+        )
+    ]
+
+
 def setup(app):
     app.connect("source-read", _drop_missing_optional_pages)
+    app.connect("env-get-outdated", _reread_pages_listing_optional_ones)
     app.connect("missing-reference", _sklearn_glossary)
     # numpydoc listens with the default priority (500): go first.
     app.connect("autodoc-process-docstring", _escape_type_underscores, priority=400)
