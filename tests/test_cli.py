@@ -18,7 +18,12 @@ is exact: pandas writes floats with ``repr`` (the shortest text that reads
 back to the same float64), pyarrow and pandas parse decimal text correctly
 rounded, and pyarrow writes its output with the shortest round-trip text as
 well.  So the CSV outputs are held to the same ``rtol=1e-12``, with no
-allowance for text; they are in fact bit-identical today.
+allowance for text.
+
+The engine itself (formats, columns, types, pooled statistics) is tested in
+``test_io.py``; here are the command's own concerns: options, messages, exit
+statuses, stdin/stdout, signals, file-size limits, what it imports, and the
+documented examples.
 """
 
 from __future__ import annotations
@@ -28,11 +33,15 @@ import importlib.metadata
 import io
 import os
 import pty
+import re
+import resource
 import shlex
+import signal
 import struct
 import subprocess
 import sys
 import termios
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -442,7 +451,7 @@ ERRORS = [
     (["scale", "ab.csv", "out.csv", "--epsilon", "-1"], "--epsilon: must be", 2),
     (["scale", "ab.csv", "out.csv", "--init", "zeros"], "invalid choice: 'zeros'", 2),
     (["scale", "ab.csv", "out.csv", "--columns", "a,zz"], "has no column 'zz'", 2),
-    (["scale", "text.csv", "out.csv", "--columns", "s"], "column 's' is string", 2),
+    (["scale", "text.csv", "out.csv", "--columns", "s"], "column 's' is text", 2),
     (["scale", "ab.csv", "out.csv", "--columns", "a,,b"], "separated by commas", 2),
     (["scale", "ab.csv", "out.csv", "--columns", "a,a"], "names a column twice", 2),
     (["scale", "ab.csv", "out.csv", "--load", "nope.skops"], "'nope.skops' not found", 1),
@@ -450,12 +459,40 @@ ERRORS = [
     (["scale", "ab.csv", "out.csv", "--load", "standard.skops"], "not a skbn", 1),
     (["scale", "ab.csv", "out.csv", "--load", "fraction.skops"], "fractions.Fraction", 1),
     (["scale", "ab.csv", "out.csv", "--load", "unfitted.skops"], "never fitted", 1),
-    (["scale", "abc.csv", "out.csv", "--load", "ab.skops"], "unknown to the scaler: c", 1),
+    (
+        ["scale", "abc.csv", "o.csv", "--load", "ab.skops", "--columns", "a,b,c"],
+        "unknown to the scaler: c",
+        1,
+    ),
     (["scale", "ab.csv", "out.csv", "--load", "ab.skops", "--unbiased"], "--unbiased", 2),
     (["scale", "ab.csv", "out.csv", "--save", "ab.csv"], "are the same file", 2),
     (["scale", "ab.csv"], "the following arguments are required: OUTPUT", 2),
     (["scale", "ab.csv", "out.csv", "--frobnicate"], "unrecognized arguments", 2),
-    (["inspect", "fraction.skops"], "refusing to load", 1),
+    (["inspect", "fraction.skops"], "holds a builtins.dict, not a skbn BatchNormScaler", 1),
+    (["inspect", "garbage.skops"], "not a skops file", 1),
+    (["inspect", "standard.skops"], "holds a sklearn.preprocessing._data.StandardScaler", 1),
+    (["inspect", "unfitted.skops"], "never fitted", 1),
+    (["scale", "ab.csv", "out.csv", "--inverse"], "--inverse needs --load", 2),
+    (
+        ["scale", "ab.csv", "out.csv", "--exclude", "zz"],
+        "--exclude: 'ab.csv' has no column 'zz'",
+        2,
+    ),
+    (["scale", "ab.csv", "out.csv", "--dtype", "a"], "must be COLUMN=TYPE", 2),
+    (["scale", "ab.csv", "out.csv", "--dtype", "a=complex"], "unknown type 'complex'", 2),
+    (
+        ["scale", "ab.csv", "out.csv", "--float-precision", "0"],
+        "must be a whole number in 1..17",
+        2,
+    ),
+    (["scale", "ab.csv", "out.csv", "--input-format", "xls"], "unknown format 'xls'", 2),
+    (["scale", "ab.csv", "out.parquet.gz"], "cannot be compressed as a whole", 2),
+    (["scale", "norows.parquet", "out.csv", "--delimiter", ";"], "--delimiter applies to CSV", 2),
+    (
+        ["scale", "ab.csv", "out.csv", "--momentum", "pooled", "--load", "ab.skops"],
+        "--momentum",
+        2,
+    ),
     (["inspect", "nope.skops"], "not found", 1),
     (["demo", "--chunksize", "5000"], "larger than the digits training set", 2),
     ([], "the following arguments are required: COMMAND", 2),
@@ -497,8 +534,8 @@ def test_failure_while_writing_leaves_no_output(tmp_path, monkeypatch, capsys):
     [
         ("pyarrow", ["scale", "in.csv", "out.csv"], "'pyarrow'"),
         ("tqdm", ["scale", "in.csv", "out.csv"], "'tqdm'"),
+        ("polars", ["scale", "in.csv", "out.csv"], "'polars'"),
         ("skops.io", ["scale", "in.csv", "out.csv", "--save", "m.skops"], "'skops'"),
-        ("skops.io", ["inspect", "m.skops"], "'skops'"),
     ],
 )
 def test_missing_extra_names_it(tmp_path, monkeypatch, capsys, module, argv, package):
@@ -516,7 +553,7 @@ def test_missing_extra_names_it(tmp_path, monkeypatch, capsys, module, argv, pac
 
 def test_scale_file_python_api(tmp_path):
     """``scale_file`` is what ``skbn scale`` runs; it returns what it did."""
-    from skbn.cli import scale_file
+    from skbn.io import scale_file
 
     frame = pd.DataFrame({"a": np.arange(10.0), "s": list("abcdefghij")})
     frame.to_csv(tmp_path / "in.csv", index=False)
@@ -536,3 +573,213 @@ def test_scale_file_python_api(tmp_path):
     pacsv.write_csv(out, buffer)
     again = pacsv.read_csv(io.BytesIO(buffer.getvalue()))
     assert_array_equal(_arrow_numbers(again, ["a"]), _arrow_numbers(out, ["a"]))
+
+
+# -- streams, signals, limits and imports (child processes) ----------------------------
+
+# A child whose text pieces are 4 KiB, so that a few KiB on a pipe is a whole piece.
+_SMALL_PIECES = (
+    "import sys, skbn.io._text as t; t.PIECE_BYTES = 4096; "
+    "from skbn.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+def _csv_text(n_rows: int, seed: int = 0) -> bytes:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"id": np.arange(n_rows), "x": rng.normal(5.0, 2.0, n_rows)})
+    return frame.to_csv(index=False).encode()
+
+
+def _leftovers(*folders) -> list:
+    return [p.name for folder in folders for p in folder.iterdir() if "skbn" in p.name]
+
+
+def test_stdin_to_stdout(tmp_path):
+    data = _csv_text(3000)
+    child = subprocess.run(
+        [sys.executable, "-m", "skbn", "scale", "-", "-", "--output-format", "parquet"],
+        input=data,
+        capture_output=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    out = pq.read_table(io.BytesIO(child.stdout))
+    source = pd.read_csv(io.BytesIO(data))
+    from sklearn.preprocessing import StandardScaler
+
+    expected = StandardScaler().fit_transform(source.to_numpy(dtype=float))
+    assert_allclose(_arrow_numbers(out, ["id", "x"]), expected, rtol=1e-12, atol=1e-12)
+
+
+def _start_blocked(tmp_path, args: list[str], data: bytes) -> subprocess.Popen:
+    """A child reading stdin that has been sent ``data`` but not its end."""
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    env.pop("SKBN_DEBUG", None)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SMALL_PIECES, "scale", "-", *args],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    child.stdin.write(data)
+    child.stdin.flush()
+    return child
+
+
+def _wait_for(predicate, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "the child did not get there in time"
+        time.sleep(0.05)
+
+
+def _written(folder, pattern: str) -> bool:
+    return any(p.stat().st_size > 0 for p in folder.glob(pattern))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+@pytest.mark.parametrize("stage", ["pass 1", "pass 2"])
+def test_signal_leaves_nothing(tmp_path, signum, stage):
+    """Stopped mid-run: no OUTPUT, no temporary file anywhere, one line, 128 + signal."""
+    data = _csv_text(20_000)
+    if stage == "pass 2":  # one pass with --load: OUTPUT's temporary file has data
+        frame = pd.read_csv(io.BytesIO(data))
+        sio.dump(BatchNormScaler().fit(frame), tmp_path / "m.skops")
+        child = _start_blocked(tmp_path, ["out.csv", "--load", "m.skops"], data[:60_000])
+        _wait_for(lambda: _written(tmp_path, ".out.csv.*.skbn-tmp"))
+    else:  # pass 1: the cache in TMPDIR has data
+        child = _start_blocked(tmp_path, ["out.csv"], data[:60_000])
+        _wait_for(lambda: _written(tmp_path / "scratch", "skbn-cache-*"))
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=120)
+    assert child.returncode == 128 + signum, err
+    _assert_one_line_error(err.decode(), "nothing was written")
+    assert not (tmp_path / "out.csv").exists()
+    assert _leftovers(tmp_path, tmp_path / "scratch") == []
+
+
+def test_file_size_limit_leaves_nothing(tmp_path):
+    """``ulimit -f``: the write fails with EFBIG, reported, and nothing is left."""
+    (tmp_path / "in.csv").write_bytes(_csv_text(20_000))
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    child = subprocess.run(
+        [sys.executable, "-m", "skbn", "scale", "in.csv", "out.csv"],
+        cwd=tmp_path,
+        preexec_fn=limit,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 1
+    _assert_one_line_error(child.stderr, "cannot write 'out.csv': File too large")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_disk_full_on_stdout(tmp_path):
+    (tmp_path / "in.csv").write_bytes(_csv_text(2000))
+    with open("/dev/full", "wb") as full:
+        child = subprocess.run(
+            [sys.executable, "-m", "skbn", "scale", "in.csv", "-"],
+            cwd=tmp_path,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert child.returncode == 1
+    _assert_one_line_error(child.stderr, "cannot write stdout: No space left on device")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+_IMPORTED = (
+    "import sys; from skbn.cli import main; status = main(sys.argv[1:]); "
+    "heavy = ['sklearn', 'pandas', 'scipy.stats', 'skops', 'torch', 'keras']; "
+    "print(status, sorted(m for m in heavy if m in sys.modules))"
+)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["scale", "in.csv", "out.parquet"], ["scale", "in.csv", "out.csv", "--exclude", "id"]],
+)
+def test_scale_imports_neither_sklearn_nor_pandas(tmp_path, argv):
+    (tmp_path / "in.csv").write_bytes(_csv_text(500))
+    child = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.stdout.split() == ["0", "[]"], child.stderr
+
+
+def test_inspect_reads_the_archive_itself(tmp_path):
+    frame = pd.DataFrame({"a": [1.0, 2.0, 4.0], "b": [3.0, 5.0, 9.0]})
+    scaler = BatchNormScaler(momentum=None).fit(frame)
+    sio.dump(scaler, tmp_path / "m.skops")
+    child = subprocess.run(
+        [sys.executable, "-c", _IMPORTED, "inspect", "m.skops"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == 0, child.stderr
+    *table, last = child.stdout.strip().splitlines()
+    assert last == "0 []"
+    rows = {line.split()[0]: line.split() for line in table if line.strip()}
+    for j, name in enumerate(["a", "b"]):
+        assert_allclose(float(rows[name][1]), scaler.moving_mean_[j], rtol=1e-9)
+        assert_allclose(float(rows[name][2]), scaler.moving_var_[j], rtol=1e-9)
+
+
+# -- the documented examples ------------------------------------------------------------
+
+CLI_DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+
+
+def _doc_blocks(language: str) -> list[str]:
+    with open(os.path.join(CLI_DOCS, "cli.md")) as page:
+        return re.findall(rf"```{language}\n(.*?)```", page.read(), re.DOTALL)
+
+
+def _scale_options() -> set:
+    from skbn.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    return {
+        option
+        for action in commands["scale"]._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+
+
+def test_documented_examples_run(tmp_path):
+    """Every ``skbn`` line of docs/cli.md's bash blocks runs, after its setup block."""
+    (setup,) = _doc_blocks("python")
+    lines = [line for block in _doc_blocks("bash") for line in block.splitlines()]
+    lines = [line for line in lines if line.startswith("skbn ")]
+    shown = set(re.findall(r"--[a-z-]+", " ".join(lines)))
+    assert _scale_options() <= shown, _scale_options() - shown
+    subprocess.run([sys.executable, "-c", setup], cwd=tmp_path, check=True, timeout=120)
+    python = shlex.quote(sys.executable)
+    script = "\n".join([f'skbn() {{ {python} -m skbn "$@"; }}', "set -e", *lines])
+    child = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stderr == ""
+    assert "skbn BatchNormScaler" in child.stdout
+    restored = pd.read_csv(tmp_path / "restored.csv")
+    original = pd.read_csv(tmp_path / "data.csv")
+    assert_allclose(_numbers(restored, ["age", "income"]), _numbers(original, ["age", "income"]),
+                    rtol=1e-9)  # fmt: skip

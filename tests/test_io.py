@@ -344,7 +344,7 @@ def test_unwritable_directory(data):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (dict(columns=["name"]), "column 'name' is large_string, not numeric"),
+        (dict(columns=["name"]), "column 'name' is text, not numeric"),
         (dict(exclude=["zz"]), "--exclude: "),
         (dict(inverse=True), "--inverse needs --load"),
         (dict(momentum=1.5), "momentum must be"),

@@ -22,6 +22,14 @@ def _is_numeric(arrow_type) -> bool:
     )
 
 
+def describe_type(arrow_type) -> str:
+    """An Arrow type in words: ``text`` for the string types, else its name."""
+    types = pyarrow().types
+    if types.is_string(arrow_type) or types.is_large_string(arrow_type):
+        return "text"
+    return "text" if str(arrow_type) == "string_view" else str(arrow_type)
+
+
 def _missing(names: Sequence[str], schema, name: str, option: str) -> None:
     for column in names:
         if column not in schema.names:
@@ -51,14 +59,15 @@ def choose_columns(
         chosen = [n for n in names if n in numeric and n not in excluded]
         chosen = [n for n in chosen if n not in index_columns]
         if not chosen:
-            described = ", ".join(f"{f.name} ({f.type})" for f in schema) or "none"
+            described = ", ".join(f"{f.name} ({describe_type(f.type)})" for f in schema)
             raise FileError(f"{name!r} has no numeric column to scale (its columns: {described})")
         return chosen
     _missing(columns, schema, name, "--columns")
     for column in columns:
         if column not in numeric:
             raise FileError(
-                f"--columns: column {column!r} is {schema.field(column).type}, not numeric; "
+                f"--columns: column {column!r} is {describe_type(schema.field(column).type)}, "
+                "not numeric; "
                 "only integer, floating-point and decimal columns can be scaled "
                 f"(or read it as a number with --dtype {column}=float)",
                 status=2,

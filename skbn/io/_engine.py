@@ -312,8 +312,12 @@ class _Run:
 
     def open(self, work: Workspace, loaded=None, load: str | None = None) -> tuple:
         source, small = _open_source(self.input, self.fmt, self.dtypes)
+        columns = self.columns
+        names = getattr(loaded, "feature_names_in_", None)
+        if columns is None and self.exclude is None and names is not None:
+            columns = [str(name) for name in names]  # a loaded scaler's own columns
         features = choose_columns(
-            source.schema, source.name, self.columns, self.exclude, source.index_columns
+            source.schema, source.name, columns, self.exclude, source.index_columns
         )
         if loaded is not None:
             explicit = self.columns is not None

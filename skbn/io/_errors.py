@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import re
 import sys
 from collections.abc import Iterator
@@ -85,8 +86,9 @@ def explain(exc: BaseException, names: list | None = None) -> str:
             f"type was inferred as {kind} from the first rows; pass --dtype {column}={fix} "
             "to read it as " + ("text (passed through unscaled)" if fix == "str" else "float")
         )
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
+    errno = re.search(r"\[errno (\d+)\]", message, re.IGNORECASE)
+    if isinstance(exc, OSError) and (exc.errno or errno):  # pyarrow's own OSErrors
+        return os.strerror(exc.errno or int(errno.group(1)))
     first = message.strip().split("\n\n")[0]
     return first.replace("polars", "the reader") if first else type(exc).__name__
 
