@@ -100,7 +100,8 @@ html_theme_options = {
 # has a single page), none on the front page.
 html_sidebars = {"index": [], "**": ["sidebar-nav-bs"]}
 html_show_sourcelink = False
-html_static_path: list[str] = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]  # small fixes of the layout (gallery titles, tables)
 
 
 # -- scikit-learn glossary references ----------------------------------------
