@@ -4,26 +4,48 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._stats import InfiniteValueError, map_blocks, row_blocks, threads_for
+from ._stats import map_blocks, row_blocks, threads_for
+from ._validation import InfiniteValueError
 
-__all__ = ["affine", "scale_columns_sparse", "transform_coefficients"]
+__all__ = ["affine", "guarded", "scale_columns_sparse", "transform_coefficients"]
 
 
-def transform_coefficients(moving_var, epsilon: float, gamma, xp=np):
+def guarded(averages, epsilon: float, xp=np):
+    """Where the divisor ``sqrt(moving_var + epsilon)`` is replaced by 1.
+
+    As ``StandardScaler`` guards constant features: where
+    ``v = moving_var + epsilon`` is 0, or no larger than the rounding error
+    of a zero variance, ``v <= n eps v + (n mu eps)^2`` (``n`` the samples
+    behind the statistic, ``mu`` the mean, ``eps`` float64's machine
+    epsilon; scikit-learn's ``_is_constant_feature``).  The variance itself
+    is never changed.
+    """
+    v = averages.var + epsilon
+    n = averages.weight
+    eps = float(np.finfo(np.float64).eps)
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = n * eps * v + (n * averages.mean * eps) ** 2
+    return (v == 0) | (v <= bound)
+
+
+def transform_coefficients(averages, epsilon: float, gamma, xp=np):
     """The multiplier ``gamma / sqrt(moving_var + epsilon)`` of each feature.
 
-    Where ``moving_var + epsilon == 0`` the divisor is 1, as
-    ``StandardScaler`` does for constant features.  ``gamma=None`` (``scale``
-    off) stands for 1.
+    ``averages`` holds the moving statistics (``mean``, ``var``) and the
+    weight seen per feature (``weight``); the divisor is 1 where
+    :func:`guarded` says so.  ``gamma=None`` (``scale`` off) stands for 1.
 
     Examples
     --------
     >>> import numpy as np
-    >>> transform_coefficients(np.array([4.0, 0.0]), 0.0, np.array([2.0, 3.0])).tolist()
+    >>> from skbn._stats import Moments
+    >>> averages = Moments(np.array([2.0, 2.0]), np.array([1.0, 5.0]), np.array([4.0, 0.0]))
+    >>> transform_coefficients(averages, 0.0, np.array([2.0, 3.0])).tolist()
     [1.0, 3.0]
     """
-    divisor = xp.sqrt(moving_var + epsilon)
-    divisor = xp.where(divisor == 0, xp.ones_like(divisor), divisor)
+    mask = guarded(averages, epsilon, xp)
+    divisor = xp.sqrt(averages.var + epsilon)
+    divisor = xp.where(mask, xp.ones_like(divisor), divisor)
     return (1.0 if gamma is None else gamma) / divisor
 
 
@@ -54,7 +76,7 @@ def affine(
     block is processed as one flat vector against tiled coefficients, an
     F-contiguous array as its C-contiguous transpose with column
     coefficients.  With ``check_finite``, a block holding +/-inf raises
-    :class:`~skbn._stats.InfiniteValueError` before it is written.
+    :class:`~skbn._validation.InfiniteValueError` before it is written.
     """
     dtype = out.dtype
     if dtype == np.float32:

@@ -42,7 +42,7 @@ Where the work happens
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -55,16 +55,12 @@ except ImportError as exc:  # pragma: no cover - only without dask installed
         'install the extra with  pip install "skbn[dask]"'
     ) from exc
 
-from sklearn.utils.validation import _check_feature_names, _check_n_features
-
 from . import _stats
 from ._affine import affine
-from ._scaler import _atomic, _check_sample_weight, _infinite_error, _is_dask
+from ._collections import Batches
+from ._validation import InfiniteValueError, check_sample_weight, infinite_error
 
-if TYPE_CHECKING:
-    from ._scaler import BatchNormScaler
-
-__all__ = ["fit", "partial_fit", "transform"]
+__all__ = ["batch_moments", "describe", "is_collection", "materialize_weights", "transform"]
 
 
 # -- recognising and validating collections ------------------------------------
@@ -129,80 +125,64 @@ def _frame_dtype(meta: Any) -> np.dtype:
     return np.dtype(np.float64)
 
 
-def _shape_error(what: str, shape: tuple, scaler: BatchNormScaler) -> ValueError:
-    """scikit-learn's error for an empty ``X``."""
-    return ValueError(
-        f"Found array with 0 {what}(s) (shape={shape}) while a minimum of 1 is "
-        f"required by {type(scaler).__name__}."
-    )
+def is_collection(X: Any) -> bool:
+    """Whether ``X`` is a dask collection this module maps (not only weights)."""
+    return isinstance(X, da.Array) or _is_frame(X) or _is_series(X)
 
 
-def _validate(scaler: BatchNormScaler, X: Any, *, reset: bool) -> np.dtype:
-    """Check ``X`` as ``validate_data`` checks an in-memory ``X``, from metadata only.
+def describe(X: Any) -> Any:
+    """An empty in-memory stand-in for ``X``, from metadata only.
 
-    Sets (``reset=True``) or checks ``n_features_in_`` and ``feature_names_in_``
-    and returns the float dtype the values are read in.  Nothing is computed.
+    The estimator validates it as it validates in-memory data (feature names,
+    width, dtype); nothing is computed.  A DataFrame gives its (empty pandas)
+    meta, an array ``np.empty((0, n_features))`` of its dtype.
     """
     if _is_frame(X):
-        meta = X._meta
-        _check_feature_names(scaler, meta, reset=reset)
-        dtype = _frame_dtype(meta)
-        n_features = meta.shape[1]
-        proxy = np.empty((0, n_features))
-    elif isinstance(X, da.Array):
-        if X.ndim != 2:
-            raise ValueError(
-                f"Expected a 2D dask array, got a {X.ndim}D one of shape {X.shape} "
-                "instead. Reshape it with X.reshape(-1, 1) if it holds a single "
-                "feature, or X.reshape(1, -1) if it holds a single sample."
-            )
-        meta = getattr(X, "_meta", None)
-        if meta is not None and not isinstance(meta, np.ndarray):
-            kind = "sparse" if "sparse" in type(meta).__module__ else type(meta).__name__
-            raise TypeError(
-                f"dask arrays of {kind} blocks ({type(meta).__module__}."
-                f"{type(meta).__name__}) are not supported by BatchNormScaler: only "
-                "dense NumPy blocks are. Densify the blocks, e.g. with "
-                "X.map_blocks(lambda b: b.toarray()), or compute the array and pass "
-                "the in-memory sparse matrix."
-            )
-        n_features = X.shape[1]
-        if np.isnan(n_features):
-            raise ValueError(
-                "The number of columns of this dask array is unknown; call "
-                "X.compute_chunk_sizes() first."
-            )
-        _check_feature_names(scaler, X, reset=reset)
-        dtype = _float_dtype(X.dtype)
-        proxy = np.empty((0, n_features))
-    elif _is_series(X):
+        return X._meta.astype(_frame_dtype(X._meta))
+    if _is_series(X):
         raise ValueError(
             "Expected a 2D dask collection, got a dask Series: pass a DataFrame, "
             "e.g. X.to_frame() for a single feature."
         )
-    else:
+    if not isinstance(X, da.Array):
         raise TypeError(
             f"BatchNormScaler accepts dask Arrays and DataFrames; got a {type(X).__name__}. "
             "Convert it to one of those (e.g. a dask Bag with .to_dataframe())."
         )
-    n_rows = X.shape[0]
-    known_rows = isinstance(n_rows, (int, np.integer)) and not np.isnan(n_rows)
-    if known_rows and n_rows == 0:
-        raise _shape_error("sample", (0, n_features), scaler)
+    if X.ndim != 2:
+        raise ValueError(
+            f"Expected a 2D dask array, got a {X.ndim}D one of shape {X.shape} "
+            "instead. Reshape it with X.reshape(-1, 1) if it holds a single "
+            "feature, or X.reshape(1, -1) if it holds a single sample."
+        )
+    meta = getattr(X, "_meta", None)
+    if meta is not None and not isinstance(meta, np.ndarray):
+        kind = "sparse" if "sparse" in type(meta).__module__ else type(meta).__name__
+        raise TypeError(
+            f"dask arrays of {kind} blocks ({type(meta).__module__}."
+            f"{type(meta).__name__}) are not supported by BatchNormScaler: only "
+            "dense NumPy blocks are. Densify the blocks, e.g. with "
+            "X.map_blocks(lambda b: b.toarray()), or compute the array and pass "
+            "the in-memory sparse matrix."
+        )
+    n_features = X.shape[1]
+    if np.isnan(n_features):
+        raise ValueError(
+            "The number of columns of this dask array is unknown; call "
+            "X.compute_chunk_sizes() first."
+        )
     if n_features == 0:
-        raise _shape_error("feature", (int(n_rows) if known_rows else "unknown", 0), scaler)
-    _check_n_features(scaler, proxy, reset=reset)
-    return dtype
-
-
-def _label_stub(scaler: BatchNormScaler) -> BatchNormScaler:
-    """A light copy of ``scaler`` holding only what an error message needs
-    (the class name, ``n_features_in_``, ``feature_names_in_``)."""
-    stub = type(scaler).__new__(type(scaler))
-    stub.n_features_in_ = scaler.n_features_in_
-    if hasattr(scaler, "feature_names_in_"):
-        stub.feature_names_in_ = scaler.feature_names_in_
-    return stub
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={X.shape}) while a minimum of 1 is "
+            "required by BatchNormScaler."
+        )
+    n_rows = X.shape[0]
+    if isinstance(n_rows, (int, np.integer)) and n_rows == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
+            "required by BatchNormScaler."
+        )
+    return np.empty((0, n_features), dtype=_float_dtype(X.dtype))
 
 
 # -- X and sample_weight as aligned dask arrays ------------------------------------
@@ -246,14 +226,14 @@ def _weight_array(
     if sample_weight is None:
         return None, Xa
     if np.isscalar(sample_weight) and not isinstance(sample_weight, (str, bytes)):
-        w = _check_sample_weight(sample_weight, 1)  # the in-memory checks and errors
+        w = check_sample_weight(sample_weight, 1)  # the in-memory checks and errors
         return float(w[0]), Xa
     if _is_series(sample_weight):
         sample_weight = sample_weight.to_dask_array()
-    if not _is_dask(sample_weight):
+    if not is_collection(sample_weight):
         # In memory: checked here as in memory, then cut into X's row blocks.
         Xa = _with_row_counts(X, Xa, dtype)
-        w = _check_sample_weight(sample_weight, Xa.shape[0])
+        w = check_sample_weight(sample_weight, Xa.shape[0])
         return da.from_array(w, chunks=(Xa.chunks[0],)), Xa
     if not isinstance(sample_weight, da.Array):
         raise TypeError(
@@ -349,17 +329,19 @@ def _mean_residual(x: np.ndarray, w: np.ndarray | None, m: _stats.Moments) -> np
 def _merge_pieces(parts: list) -> _stats.Moments:
     """Merge, in order, the ``(weight, mean, residual, var)`` rows of ``parts``.
 
-    Where some piece has a residual, every mean is first taken relative to a
-    common shift ``K`` (the first piece's mean), as ``(mean - K) + residual``:
-    ``mean - K`` is exact for nearby means, so the small shifted means keep
-    the residuals and the exact pairwise merge (:func:`skbn._stats.merge_moments`)
-    loses nothing to the offset.  Elsewhere ``K = 0`` and this is the plain merge.
+    Every mean is first taken relative to a common shift ``K`` (the first
+    piece's mean), as ``(mean - K) + residual``: ``mean - K`` is exact for
+    nearby means, so the small shifted means keep the residuals and the
+    exact pairwise merge (:func:`skbn._stats.merge_moments`) loses nothing to
+    the offset.  Where shifting overflows, the plain means are merged.
     """
     weight, mean, residual, var = np.stack(parts, axis=1)  # each (n_parts, n_features)
     present = weight > 0
     first = np.argmax(present, axis=0)
     cols = np.arange(weight.shape[1])
-    shift = np.where((residual != 0).any(axis=0), mean[first, cols], 0.0)
+    # Always around the first piece's mean: even when no piece left a
+    # residual, the differences of nearby means are exact, the means not.
+    shift = np.where(present.any(axis=0), mean[first, cols], 0.0)
     with np.errstate(over="ignore", invalid="ignore"):
         shifted = (mean - shift) + residual
     wide = ~np.isfinite(np.where(present, shifted, 0.0)).all(axis=0)
@@ -400,7 +382,7 @@ def _moments_block(
                 f"block {index} has {n_rows}: give sample_weight the same row chunks "
                 "(or partitions) as X, or known chunk sizes so it can be rechunked."
             )
-        w = _check_sample_weight(weight.reshape(-1), n_rows)
+        w = check_sample_weight(weight.reshape(-1), n_rows)
     elif scalar_weight is not None:
         w = np.full(n_rows, scalar_weight)
     else:
@@ -416,22 +398,22 @@ def _moments_block(
             wp = None if w is None else w[a:b]
             m = _stats.dense_moments(x[a:b], wp, n_jobs=1)
             stats[:, k] = m.weight, m.mean, _mean_residual(x[a:b], wp, m), m.var
-    except _stats.InfiniteValueError:
+    except InfiniteValueError:
         infinite = col_start + np.flatnonzero(np.isinf(x).any(axis=0))
         return _BlockMoments(n_rows, any_weight, infinite, stats[:, :0])
     return _BlockMoments(n_rows, any_weight, np.zeros(0, dtype=np.intp), stats)
 
 
-def _batches(
-    scaler: BatchNormScaler,
-    X: Any,
-    dtype: np.dtype,
-    sample_weight: Any,
-    batch_size: int | None,
-    *,
-    require_weight: bool,
-) -> list:
-    """The moments of each batch of ``X``, computed on the workers, in order."""
+def batch_moments(
+    X: Any, sample_weight: Any, *, dtype: np.dtype, batch_size: int | None
+) -> Batches:
+    """The moments of each batch of ``X``, computed on the workers, in order.
+
+    All of ``X`` is one batch when ``batch_size`` is None, else its
+    consecutive ``batch_size``-row slices, exactly as in memory, whatever
+    the block structure.  Raises :class:`~skbn._validation.InfiniteValueError`
+    naming every column that holds +/-inf.
+    """
     Xa = _as_array(X, dtype)
     if batch_size is not None:
         Xa = _with_row_counts(X, Xa, dtype)
@@ -449,18 +431,9 @@ def _batches(
 
     infinite = np.concatenate([part.infinite for row in results for part in row])
     if infinite.size:
-        raise _infinite_error(scaler, np.unique(infinite))
+        raise InfiniteValueError(np.unique(infinite))
     n_rows = sum(row[0].n_rows for row in results)
-    n_features = scaler.n_features_in_
-    if n_rows == 0:
-        raise _shape_error("sample", (0, n_features), scaler)
-    if require_weight and not any(row[0].any_weight for row in results):
-        raise ValueError(
-            "Sample weights must contain at least one non-zero number: "
-            "with all weights zero there is nothing to learn."
-        )
-    # The in-memory kernel's rows per block: the n of its constant-feature bound.
-    rows_per_block = _stats.rows_per_block(n_features)
+    any_weight = any(row[0].any_weight for row in results)
     # The pieces in row order, the column chunks of a row block side by side,
     # each with the batch it belongs to.
     grouped: dict = {}
@@ -480,21 +453,16 @@ def _batches(
         offset += row[0].n_rows
         for k, batch in enumerate(starts):
             grouped.setdefault(batch, []).append(stats[:, k])
-    if batch_size is None:
-        return [_stats.snap_constant(_merge_pieces(grouped[0]), min(n_rows, rows_per_block))]
-    return [
-        _stats.snap_constant(
-            _merge_pieces(grouped[b]),
-            min(batch_size, n_rows - b * batch_size, rows_per_block),
-        )
-        for b in range(len(grouped))
-    ]
+    if n_rows == 0:
+        return Batches([], any_weight, 0)
+    moments = [_merge_pieces(grouped[b]) for b in sorted(grouped)]
+    return Batches(moments, any_weight, n_rows)
 
 
 # -- the estimator's entry points -------------------------------------------------
 
 
-def _in_memory_weights(sample_weight: Any) -> np.ndarray:
+def materialize_weights(sample_weight: Any) -> np.ndarray:
     """A dask ``sample_weight`` for an in-memory ``X``: computed (``O(n_samples)``)."""
     if _is_series(sample_weight) or isinstance(sample_weight, da.Array):
         return np.asarray(sample_weight.compute())
@@ -502,77 +470,6 @@ def _in_memory_weights(sample_weight: Any) -> np.ndarray:
         "sample_weight must be a 1-d array of non-negative numbers (a NumPy or dask "
         f"array, or a dask Series); got a {type(sample_weight).__name__}."
     )
-
-
-def fit(scaler: BatchNormScaler, X: Any, sample_weight: Any = None) -> BatchNormScaler:
-    """``scaler.fit(X, sample_weight=sample_weight)`` for dask collections.
-
-    Forgets everything, then applies the batches of ``X`` (all of it when
-    ``batch_size`` is None, else its consecutive ``batch_size``-row slices),
-    whose moments are computed on the workers.
-
-    Parameters
-    ----------
-    scaler : BatchNormScaler
-        The estimator; its parameters were validated by ``fit``.
-    X : dask Array or DataFrame of shape (n_samples, n_features), or array-like
-        Training data; an in-memory ``X`` is fitted in memory (only
-        ``sample_weight`` is then a dask collection, and is computed).
-    sample_weight : dask Array or Series, array-like or float, default=None
-        Non-negative frequency weights, one per row of ``X``.
-
-    Returns
-    -------
-    scaler : BatchNormScaler
-        The fitted estimator.
-    """
-    if not _is_dask(X):
-        return scaler.fit(X, sample_weight=_in_memory_weights(sample_weight))
-    with _atomic(scaler):
-        scaler._reset()
-        dtype = _validate(scaler, X, reset=True)
-        batches = _batches(scaler, X, dtype, sample_weight, scaler.batch_size, require_weight=True)
-        scaler._start(scaler.n_features_in_)
-        for moments in batches:
-            scaler._apply_moments(moments, sample_weight is not None)
-    return scaler
-
-
-def partial_fit(scaler: BatchNormScaler, X: Any, sample_weight: Any = None) -> BatchNormScaler:
-    """``scaler.partial_fit(X, sample_weight=sample_weight)`` for dask collections.
-
-    All of ``X`` is one batch, whatever ``batch_size`` is.  The moments are
-    computed on the workers before anything is changed; if anything raises,
-    the fitted state is left exactly as it was.
-
-    Parameters
-    ----------
-    scaler : BatchNormScaler
-        The estimator.
-    X : dask Array or DataFrame of shape (n_samples, n_features), or array-like
-        The mini-batch.
-    sample_weight : dask Array or Series, array-like or float, default=None
-        Non-negative frequency weights, one per row of ``X``.
-
-    Returns
-    -------
-    scaler : BatchNormScaler
-        The updated estimator.
-    """
-    if not _is_dask(X):
-        return scaler.partial_fit(X, sample_weight=_in_memory_weights(sample_weight))
-    from sklearn import get_config
-
-    with _atomic(scaler):
-        first_call = not hasattr(scaler, "n_batches_seen_")
-        if not get_config()["skip_parameter_validation"]:
-            scaler._check_params()
-        dtype = _validate(scaler, X, reset=first_call)
-        (moments,) = _batches(scaler, X, dtype, sample_weight, None, require_weight=False)
-        if first_call:
-            scaler._start(scaler.n_features_in_)
-        scaler._apply_moments(moments, sample_weight is not None)
-    return scaler
 
 
 class _AffineParams(NamedTuple):
@@ -583,7 +480,7 @@ class _AffineParams(NamedTuple):
     offset: np.ndarray | None
     inverse: bool
     dtype: np.dtype
-    stub: Any  # for the +/-inf error message
+    feature_names: Any  # for the +/-inf error message
 
 
 def _affine_values(
@@ -601,11 +498,13 @@ def _affine_values(
             values, out, shift, factor, offset,
             inverse=params.inverse, check_finite=True, n_jobs=1,
         )  # fmt: skip
-    except _stats.InfiniteValueError as exc:
-        raise _infinite_error(params.stub, start + exc.columns) from None
+    except InfiniteValueError as exc:
+        raise infinite_error(start + exc.columns, params.feature_names) from None
 
 
-def _affine_block(block: np.ndarray, params: _AffineParams, block_info: Any = None) -> np.ndarray:
+def _affine_block(
+    block: np.ndarray, params: _AffineParams, block_info: Any = None
+) -> np.ndarray:
     """``map_blocks`` function: the affine map of one array block."""
     start, stop = block_info[0]["array-location"][1]
     values = np.ascontiguousarray(block, dtype=params.dtype)
@@ -621,34 +520,48 @@ def _affine_partition(part: Any, params: _AffineParams) -> Any:
     return type(part)(out, index=part.index, columns=part.columns)
 
 
-def transform(scaler: BatchNormScaler, X: Any, *, inverse: bool = False) -> Any:
-    """Lazy ``scaler.transform(X)`` (or ``inverse_transform``) of a dask collection.
+def transform(
+    X: Any,
+    coefficients: tuple,
+    *,
+    dtype: np.dtype,
+    inverse: bool = False,
+    feature_names: Any = None,
+    materialize: bool = False,
+) -> Any:
+    """Lazy affine map (``transform`` or ``inverse_transform``) of a dask collection.
 
     Parameters
     ----------
-    scaler : BatchNormScaler
-        A fitted estimator (checked by the caller).
     X : dask Array or DataFrame of shape (n_samples, n_features)
         Data to map; nothing of it is computed here.
+    coefficients : tuple
+        ``(shift, factor, offset)`` of the map (``None`` leaves a term out),
+        copied now: fitting further does not change the result.
+    dtype : numpy dtype
+        The float dtype the values are read and written in.
     inverse : bool, default=False
         Apply the inverse map.
+    feature_names : array-like or None
+        For the +/-inf error message.
+    materialize : bool, default=False
+        Compute the result (``set_output`` asked for an in-memory container).
 
     Returns
     -------
     X_out : dask Array or DataFrame
-        A dask array with the chunks of ``X`` (float32 for float32 input,
-        float64 otherwise), or a dask DataFrame with the columns and index of
-        ``X``.  Computing it raises the in-memory ``ValueError`` for +/-inf.
+        A dask array with the chunks of ``X``, or a dask DataFrame with the
+        columns and index of ``X``.  Computing it raises the in-memory
+        ``ValueError`` for +/-inf.
     """
-    dtype = _validate(scaler, X, reset=False)
-    shift, factor, offset = scaler._coefficients()
+    shift, factor, offset = coefficients
     params = _AffineParams(
         None if shift is None else np.array(shift, dtype=np.float64),
         np.array(factor, dtype=np.float64),
         None if offset is None else np.array(offset, dtype=np.float64),
         bool(inverse),
-        dtype,
-        _label_stub(scaler),
+        np.dtype(dtype),
+        None if feature_names is None else list(feature_names),
     )
     shared = dask.delayed(params, pure=True)  # one copy, not one per block
     if _is_frame(X):
@@ -662,16 +575,4 @@ def transform(scaler: BatchNormScaler, X: Any, *, inverse: bool = False) -> Any:
         out = X.map_partitions(_affine_partition, shared, meta=meta)
     else:
         out = X.map_blocks(_affine_block, shared, dtype=dtype, meta=np.empty((0, 0), dtype=dtype))
-    if not inverse and _output_container(scaler) != "default":
-        # set_output(transform="pandas" / "polars") asks for an in-memory
-        # container, which scikit-learn builds from what transform returns:
-        # hand it computed data (it would otherwise compute it itself, or fail).
-        return out.compute()
-    return out
-
-
-def _output_container(scaler: BatchNormScaler) -> str:
-    """The container ``set_output`` configured for ``transform`` ("default": none)."""
-    from sklearn.utils._set_output import _get_output_config
-
-    return _get_output_config("transform", scaler)["dense"]
+    return out.compute() if materialize else out

@@ -28,20 +28,17 @@ import sys
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 from ._weights import (
+    LayerExport,
     check_values,
     check_zero_divisor,
-    layer_arrays,
-    load_settled,
     unrepresentable_features,
 )
 
 if TYPE_CHECKING:
     import keras
 
-    from ._scaler import BatchNormScaler
 
 __all__ = ["from_keras", "to_keras"]
 
@@ -70,12 +67,12 @@ def _numpy(variable) -> np.ndarray:
     return np.array(keras.ops.convert_to_numpy(value), dtype=np.float64)
 
 
-def to_keras(scaler: BatchNormScaler) -> keras.layers.BatchNormalization:
+def to_keras(scaler: LayerExport) -> keras.layers.BatchNormalization:
     """A built ``keras.layers.BatchNormalization`` that infers like ``transform``.
 
     Parameters
     ----------
-    scaler : BatchNormScaler
+    scaler : LayerExport
         A fitted scaler with a momentum (Keras has no cumulative average).
 
     Returns
@@ -111,15 +108,15 @@ def to_keras(scaler: BatchNormScaler) -> keras.layers.BatchNormalization:
     converges to it after a few ``1 / (1 - momentum)`` batches).
     """
     keras = _import_keras()
-    check_is_fitted(scaler)
-    if scaler.momentum is None:
+    if scaler.momentum is None or isinstance(scaler.momentum, str):
         raise ValueError(
-            "Cannot export a scaler with momentum=None to Keras: BatchNormalization has "
-            "no cumulative average. Give the scaler a momentum first, e.g. "
+            f"Cannot export a scaler with momentum={scaler.momentum!r} to Keras: "
+            "BatchNormalization has no cumulative or pooled average. Give the scaler "
+            "a momentum first, e.g. "
             "scaler.set_params(momentum=0.99).to_keras() (this keeps the fitted "
             "statistics; the momentum only matters when the layer trains)."
         )
-    arrays = layer_arrays(scaler)
+    arrays = scaler.arrays
     epsilon = float(scaler.epsilon)
     layer = keras.layers.BatchNormalization(
         momentum=float(scaler.momentum),
@@ -152,22 +149,19 @@ def to_keras(scaler: BatchNormScaler) -> keras.layers.BatchNormalization:
     return layer
 
 
-def from_keras(
-    layer: keras.layers.BatchNormalization, cls: type[BatchNormScaler]
-) -> BatchNormScaler:
+def from_keras(layer: keras.layers.BatchNormalization) -> tuple:
     """A fitted ``cls`` that transforms like ``layer(x, training=False)``.
 
     Parameters
     ----------
     layer : keras.layers.BatchNormalization
         Built, normalizing the last axis, with a momentum in [0, 1).
-    cls : type
-        ``BatchNormScaler`` or a subclass.
 
     Returns
     -------
-    scaler : cls
-        With the layer's ``momentum``, ``epsilon``, ``center`` and ``scale``,
+    params, arrays : dict, dict
+        What ``BatchNormScaler._from_layer`` builds the scaler from: the
+        layer's ``momentum``, ``epsilon``, ``center`` and ``scale``,
         ``unbiased=False`` and ``init="keras"`` (so :meth:`partial_fit`
         continues as the layer trains, to float32 rounding), the ``gamma`` and
         ``beta`` parameters *and* ``gamma_`` / ``beta_`` from the layer's
@@ -232,15 +226,12 @@ def from_keras(
     check_values(arrays)
     check_zero_divisor(arrays["moving_variance"], epsilon, "Keras BatchNormalization layer")
 
-    scaler = cls(
-        momentum=momentum,
-        epsilon=epsilon,
-        unbiased=False,
-        init="keras",
-        center=center,
-        scale=scale,
-        gamma=arrays["gamma"].copy() if scale else 1.0,
-        beta=arrays["beta"].copy() if center else 0.0,
-    )
-    load_settled(scaler, arrays)  # as set_weights on an unfitted scaler
-    return scaler
+    params = {
+        "momentum": momentum,
+        "epsilon": epsilon,
+        "unbiased": False,
+        "init": "keras",
+        "center": center,
+        "scale": scale,
+    }
+    return params, arrays  # loaded as set_weights loads into an unfitted scaler

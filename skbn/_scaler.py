@@ -1,24 +1,42 @@
-"""``BatchNormScaler``: batch normalization's moving statistics as a transformer."""
+"""``BatchNormScaler``: batch normalization's moving statistics as a transformer.
+
+The estimator is a thin layer of validation and state.  Data flows one way:
+validation (:mod:`skbn._validation` and scikit-learn's ``validate_data``) ->
+per-batch moments (:mod:`skbn._stats`, :mod:`skbn._array_api`) -> the
+averaging rule (:mod:`skbn._averaging`) -> a new immutable
+:class:`~skbn._state.State`, published by :meth:`BatchNormScaler._publish`,
+the only place that writes fitted state.  ``transform`` reads the state once
+and applies the affine map (:mod:`skbn._affine`).  Collections computed
+elsewhere (dask, Spark) go through :mod:`skbn._collections`; the bridges to
+other libraries through :mod:`skbn._interop`.
+"""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn import get_config
-from sklearn.base import (
-    BaseEstimator,
-    OneToOneFeatureMixin,
-    TransformerMixin,
-    _fit_context,
-)
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import __version__, _array_api, _stats
+from . import _array_api, _collections, _stats
 from ._affine import affine, scale_columns_sparse, transform_coefficients
+from ._averaging import KEYWORDS
+from ._interop import InteropMixin
+from ._state import State, advance, from_attributes, new_state, to_attributes
+from ._state import write_lock as _write_lock
+from ._validation import (
+    InfiniteValueError,
+    check_affine,
+    check_finite,
+    check_sample_weight,
+    feature_labels,
+    infinite_error,
+)
+from ._version import __version__
 
 __all__ = ["BatchNormScaler"]
 
@@ -26,16 +44,16 @@ __all__ = ["BatchNormScaler"]
 # float32 stays float32, every other dtype (float16 included) becomes float64.
 _FLOAT_DTYPES = (np.float64, np.float32)
 
-#: Version of the pickled state; bump it (and migrate in __setstate__) when
-#: the fitted attributes change meaning.
-_STATE_FORMAT = 1
+#: Version of the saved state; bump it (and migrate in __setstate__) when the
+#: fitted attributes change meaning.  Format 1 (skbn 0.1) lacks ``_pooled_var_``.
+_STATE_FORMAT = 2
+_READABLE_FORMATS = (1, 2)
 
 # The parameters whose values can be compared cheaply; see _check_params.
 _CHEAP_PARAMS = (
     "momentum", "epsilon", "unbiased", "init", "center", "scale",
-    "with_mean", "batch_size", "n_jobs", "copy",
+    "with_mean", "with_std", "batch_size", "n_jobs", "copy",
 )  # fmt: skip
-
 
 def _is_float32_frame(X) -> bool:
     """A polars DataFrame whose columns are all Float32 (scikit-learn cannot
@@ -74,117 +92,21 @@ def _fix_hint(message: str) -> str | None:
     return None
 
 
-def _is_dask(X) -> bool:
-    """A dask collection, recognised without importing dask."""
-    return type(X).__module__.partition(".")[0] == "dask"
+_STUBS: dict = {}
 
 
-@contextmanager
-def _atomic(estimator):
-    """Restore every attribute of ``estimator`` if the block raises.
-
-    Fitted arrays are always replaced, never written in place, so a shallow
-    copy of ``__dict__`` is a complete snapshot.
-    """
-    saved = dict(estimator.__dict__)
-    try:
-        yield
-    except BaseException:
-        estimator.__dict__.clear()
-        estimator.__dict__.update(saved)
-        raise
+def _stub(estimator) -> BaseEstimator:
+    """A bare estimator named like ``estimator``, for ``validate_data(reset=True)``,
+    which records the width and feature names on the object it is given:
+    here they are read back from the stub and enter the new state instead."""
+    name = type(estimator).__name__
+    cls = _STUBS.get(name)
+    if cls is None:
+        cls = _STUBS[name] = type(name, (BaseEstimator,), {"__module__": __name__})
+    return cls()
 
 
-def _feature_labels(estimator, mask: np.ndarray) -> list:
-    names = getattr(estimator, "feature_names_in_", None)
-    idx = np.flatnonzero(mask)
-    if names is not None:
-        return [str(names[i]) for i in idx]
-    return [int(i) for i in idx]
-
-
-def _infinite_error(estimator, columns, what: str = "X") -> ValueError:
-    mask = np.zeros(estimator.n_features_in_, dtype=bool)
-    mask[np.asarray(columns, dtype=np.intp)] = True
-    return ValueError(
-        f"Input {what} contains infinity in feature(s) {_feature_labels(estimator, mask)}. "
-        f"{type(estimator).__name__} accepts NaN (a missing value, ignored by the "
-        "statistics) but not +/-inf: replace infinite values, e.g. with "
-        "np.nan or a clipped finite value."
-    )
-
-
-def _check_finite(X, estimator) -> None:
-    """Refuse +/-inf (NaN is allowed: it marks a missing value)."""
-    values = X.data if sp.issparse(X) else X
-    with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(np.sum(values, dtype=np.float64)):
-            return
-    if not np.isinf(values).any():
-        return
-    if sp.issparse(X):
-        coo = X.tocoo()
-        columns = np.unique(coo.col[np.isinf(coo.data)])
-    else:
-        columns = np.flatnonzero(np.isinf(X).any(axis=0))
-    raise _infinite_error(estimator, columns)
-
-
-def _check_sample_weight(sample_weight, n_samples: int) -> np.ndarray | None:
-    """Validate frequency weights: 1-d, length n_samples, finite, >= 0."""
-    if sample_weight is None:
-        return None
-    if np.isscalar(sample_weight) and isinstance(sample_weight, (Real, np.number)):
-        sample_weight = np.full(n_samples, sample_weight, dtype=np.float64)
-    try:
-        raw = np.asarray(sample_weight)
-    except (TypeError, ValueError):
-        raw = None  # refused below, with the conversion's own message
-    if raw is not None and raw.dtype.kind == "c":
-        raise TypeError(
-            "sample_weight is complex; frequency weights must be real numbers >= 0 "
-            "(pass np.real(sample_weight) or np.abs(sample_weight))."
-        )
-    try:
-        w = np.asarray(sample_weight, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            "sample_weight must be an array of non-negative real numbers, one per "
-            f"sample; could not convert it to float64 ({exc})."
-        ) from None
-    if w.ndim != 1 or w.shape[0] != n_samples:
-        raise ValueError(
-            f"sample_weight has shape {w.shape}, but X has {n_samples} samples: "
-            f"pass a 1-d array of shape ({n_samples},), one weight per row of X."
-        )
-    if not np.isfinite(w).all():
-        raise ValueError(
-            "sample_weight contains NaN or infinity; every weight must be a finite "
-            "number >= 0 (use 0 to leave a sample out)."
-        )
-    if (w < 0).any():
-        raise ValueError(
-            "Negative values in data passed to sample_weight: frequency weights "
-            "must be >= 0 (use 0 to leave a sample out)."
-        )
-    return w
-
-
-def _check_affine(value, name: str, n_features: int) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
-    if arr.ndim == 0:
-        arr = np.full(n_features, float(arr))
-    if arr.shape != (n_features,):
-        raise ValueError(
-            f"{name} must be a scalar or an array of shape (n_features,) = "
-            f"({n_features},); got shape {arr.shape}."
-        )
-    if not np.isfinite(arr).all():
-        raise ValueError(f"{name} must be finite; got {arr}.")
-    return arr.copy()
-
-
-class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Scale features with batch normalization's moving mean and variance.
 
     Each call to :meth:`partial_fit` is one mini-batch ``B``.  For each feature
@@ -208,20 +130,28 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
       average, divided by its accumulated weight (as Adam corrects its
       moments), so the first batch's statistics are taken exactly;
     * ``momentum=None``: ``alpha = 1 / t``, ``t`` the number of batches that
-      updated the statistic: the plain average of the batch statistics.
+      updated the statistic: the plain average of the batch statistics;
+    * ``momentum="pooled"``: the exact weighted mean and biased variance of
+      every value seen so far (merged batch by batch with the pairwise update
+      of Chan, Golub and LeVeque), what ``StandardScaler.partial_fit``
+      computes; times ``n / (n - 1)`` with ``unbiased=True``.
 
     :meth:`transform` then computes::
 
         y = gamma_ * (x - moving_mean_) / sqrt(moving_var_ + epsilon) + beta_
 
+    where the divisor is 1 for a feature whose ``moving_var_ + epsilon`` is 0
+    or within rounding of 0 (as ``StandardScaler`` guards constant features).
+
     Read more in the project's user guide (``docs/``).
 
     Parameters
     ----------
-    momentum : float in [0, 1) or None, default=0.99
+    momentum : float in [0, 1), None or "pooled", default=0.99
         Weight of the old estimate (Keras convention; PyTorch's ``momentum``
         is ``1 - momentum``).  ``None``: cumulative average of the batch
-        statistics.  ``0``: the statistics of the last batch.
+        statistics.  ``0``: the statistics of the last batch.  ``"pooled"``:
+        the exact statistics of every value seen (``init`` has no effect).
     epsilon : float >= 0, default=1e-3
         Added to the moving variance in :meth:`transform` (Keras default).
     unbiased : bool, default=False
@@ -242,6 +172,10 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     with_mean : bool, default=True
         If False, do not subtract the moving mean in :meth:`transform`
         (required for sparse input).  The moving mean is still learned.
+    with_std : bool, default=True
+        If False, do not divide by ``sqrt(moving_var_ + epsilon)`` in
+        :meth:`transform` (as in ``StandardScaler``).  The moving variance is
+        still learned.
     batch_size : int >= 1 or None, default=None
         :meth:`fit` feeds ``X`` to :meth:`partial_fit` in consecutive slices of
         this many rows; ``None``: all of ``X`` is one batch.
@@ -268,6 +202,12 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Read-only alias of ``moving_mean_`` (``StandardScaler`` name).
     var_ : ndarray of shape (n_features,)
         Read-only alias of ``moving_var_`` (``StandardScaler`` name).
+    scale_ : ndarray of shape (n_features,) or None
+        The divisor ``sqrt(moving_var_ + epsilon)``, 1 where that is 0 or
+        within rounding of 0 (``moving_var_ + epsilon <= n eps v + (n mu eps)^2``
+        with ``v = moving_var_ + epsilon``, ``n`` the samples seen, ``mu`` the
+        mean and ``eps`` float64's machine epsilon); ``None`` when
+        ``with_std=False``.  As ``StandardScaler.scale_``.
     n_samples_seen_ : int, float or ndarray of shape (n_features,)
         Number of samples seen (sum of the sample weights when they were
         given); an array, one count per feature, when the features have seen
@@ -289,6 +229,11 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     Notes
     -----
+    The fitted state is one immutable object, replaced whole by each batch:
+    a thread calling :meth:`transform` while another calls
+    :meth:`partial_fit` sees the state from before or after a whole batch,
+    and concurrent :meth:`partial_fit` calls are serialized.
+
     NaN values are ignored by the statistics and kept in :meth:`transform`.
     Statistics are accumulated in float64 with a blocked, corrected two-pass
     algorithm (no ``E[x^2] - E[x]^2``); float32 data is transformed in
@@ -313,7 +258,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "momentum": [Interval(Real, 0, 1, closed="left"), None],
+        "momentum": [Interval(Real, 0, 1, closed="left"), None, StrOptions(set(KEYWORDS))],
         "epsilon": [Interval(Real, 0, None, closed="left")],
         "unbiased": ["boolean"],
         "init": [StrOptions({"debiased", "keras"})],
@@ -322,6 +267,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         "gamma": [Real, "array-like"],
         "beta": [Real, "array-like"],
         "with_mean": ["boolean"],
+        "with_std": ["boolean"],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "n_jobs": [
             Interval(Integral, None, -1, closed="right"),
@@ -343,6 +289,7 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         gamma=1.0,
         beta=0.0,
         with_mean=True,
+        with_std=True,
         batch_size=None,
         n_jobs=None,
         copy=True,
@@ -356,87 +303,127 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self.gamma = gamma
         self.beta = beta
         self.with_mean = with_mean
+        self.with_std = with_std
         self.batch_size = batch_size
         self.n_jobs = n_jobs
         self.copy = copy
 
-    # -- read-only StandardScaler aliases -------------------------------------
-
     @property
-    def mean_(self) -> np.ndarray:
+    def mean_(self):
         """Read-only alias of ``moving_mean_``."""
         return self.moving_mean_
 
     @property
-    def var_(self) -> np.ndarray:
+    def var_(self):
         """Read-only alias of ``moving_var_``."""
         return self.moving_var_
 
-    # -- state -----------------------------------------------------------------
+    @property
+    def scale_(self):
+        """The divisor ``sqrt(moving_var_ + epsilon)`` (1 where guarded), or None."""
+        state = self._fitted_state(AttributeError)
+        if not self.with_std:
+            return None
+        xp = self._xp(state)
+        return 1.0 / transform_coefficients(state.averages, self.epsilon, None, xp)
 
-    def _reset(self) -> None:
-        """Forget everything learned; the parameters are untouched."""
-        for name in list(vars(self)):
-            if name.endswith("_") and not name.startswith("__"):
-                delattr(self, name)
+    # -- the state: one reader, one writer ---------------------------------------
 
-    def _start(self, n_features: int, xp=np, device=None) -> None:
-        """Set the starting state: mean 0, variance 1, no update counted.
+    def __sklearn_is_fitted__(self) -> bool:
+        return "n_batches_seen_" in self.__dict__
 
-        The arrays live in the namespace ``xp`` on ``device`` (NumPy by default).
-        """
-        gamma = _check_affine(self.gamma, "gamma", n_features)
-        beta = _check_affine(self.beta, "beta", n_features)
+    def _current_state(self) -> State | None:
+        """The published state, from one atomic copy of the attributes (None
+        when unfitted): a writer publishes a whole state in one update."""
+        return from_attributes(self.__dict__.copy())
+
+    def _fitted_state(self, error=None) -> State:
+        """The published state, read once (raises NotFittedError, or ``error``)."""
+        state = self._current_state()
+        if state is None:
+            if error is not None:
+                raise error(f"{type(self).__name__!r} object is not fitted")
+            check_is_fitted(self)
+        return state
+
+    @staticmethod
+    def _xp(state: State):
+        mean = state.averages.mean
+        return np if isinstance(mean, np.ndarray) else _array_api.namespace_of(mean)
+
+    def _publish(self, state: State) -> None:
+        """The one place that writes fitted state: every attribute of
+        ``state`` in one atomic update of ``__dict__`` (readers copy it in
+        one step, so they see all of it or none).  Writers hold the write lock."""
+        attributes = to_attributes(state, self._xp(state))
+        if state.feature_names is None:  # a refit without names drops them
+            self.__dict__.pop("feature_names_in_", None)
+        self.__dict__.update(attributes)
+
+    def _start(self, n_features: int, feature_names, xp=np, device=None) -> State:
+        """The state before any batch, with ``gamma_``/``beta_`` from the parameters."""
+        gamma = check_affine(self.gamma, "gamma", n_features)
+        beta = check_affine(self.beta, "beta", n_features)
         if xp is np:
-            self.gamma_, self.beta_ = gamma, beta
-            self.moving_mean_ = np.zeros(n_features)
-            self.moving_var_ = np.ones(n_features)
-            self._mean_updates_ = np.zeros(n_features, dtype=np.int64)
-            self._samples_per_feature_ = np.zeros(n_features)
-        else:
-            dtype = _array_api.stats_dtype(xp, device)
-            self.gamma_ = xp.asarray(gamma, dtype=dtype, device=device)
-            self.beta_ = xp.asarray(beta, dtype=dtype, device=device)
-            self.moving_mean_ = xp.zeros(n_features, dtype=dtype, device=device)
-            self.moving_var_ = xp.ones(n_features, dtype=dtype, device=device)
-            self._mean_updates_ = xp.zeros(n_features, dtype=xp.int64, device=device)
-            self._samples_per_feature_ = xp.zeros(n_features, dtype=dtype, device=device)
-        self._var_updates_ = xp.asarray(self._mean_updates_, copy=True)
-        self.n_batches_seen_ = 0
-        self.n_samples_seen_ = 0
-        self._weighted_ = False
+            return new_state(gamma, beta, feature_names)
+        dtype = _array_api.stats_dtype(xp, device)
+        gamma = xp.asarray(gamma, dtype=dtype, device=device)
+        beta = xp.asarray(beta, dtype=dtype, device=device)
+        return new_state(gamma, beta, feature_names, xp, dtype, device)
 
-    def _validate_X(self, X, *, reset: bool, copy: bool = False, xp=np, device=None):
-        """Validate ``X`` (finiteness is checked later, where the data is read).
+    def _advance(self, state: State, moments, weighted: bool, xp=np) -> State:
+        return advance(
+            state, moments, momentum=self.momentum, init=self.init,
+            unbiased=bool(self.unbiased), weighted=weighted, xp=xp,
+        )  # fmt: skip
 
-        A plain 2-D float32/float64 ndarray of the fitted width, for a scaler
-        fitted without feature names, is already what ``validate_data`` would
-        return, so it skips that call; everything else goes through it.
+    def _fit_moments(self, batches, *, n_features: int, feature_names=None, weighted=False):
+        """The seam for engines that compute moments themselves (the file
+        engine): forget everything, then apply each :class:`~skbn._stats.Moments`
+        of ``batches`` as one mini-batch.  Returns ``self``."""
+        self._check_params()
+        with _write_lock(self):
+            names = None if feature_names is None else np.asarray(feature_names, dtype=object)
+            state = self._start(n_features, names)
+            for moments in batches:
+                state = self._advance(state, moments, weighted)
+            self._publish(state)
+        return self
+
+    # -- validation --------------------------------------------------------------
+
+    def _validate_X(
+        self, X, *, reset: bool, copy: bool = False, xp=np, device=None, ensure: bool = True
+    ):
+        """Validate ``X`` (finiteness is checked where the data is read).
+
+        Returns ``(X, n_features, feature_names)``.  With ``reset=True`` the
+        width and names are recorded on a stub, never on ``self``: they enter
+        the new state when it is published.  A plain 2-D float ndarray of
+        the fitted width, for a scaler fitted without feature names, is
+        already what ``validate_data`` would return, so it skips that call.
         """
+        state = None if reset else self._current_state()
         if (
-            not reset
+            state is not None
             and type(X) is np.ndarray
             and X.ndim == 2
             and X.dtype in _FLOAT_DTYPES
             and X.shape[0] > 0
-            and X.shape[1] == self.n_features_in_
-            and not hasattr(self, "feature_names_in_")
+            and X.shape[1] == state.n_features
+            and state.feature_names is None
         ):
-            return X
+            return X, state.n_features, None
         if xp is np:
             dtype = np.float32 if _is_float32_frame(X) else _FLOAT_DTYPES
         else:  # float32 stays float32, the rest takes the device's best float
             dtype = (_array_api.stats_dtype(xp, device), xp.float32)
+        target = _stub(self) if reset else self
         try:
-            return validate_data(
-                self,
-                X,
-                reset=reset,
-                accept_sparse=("csr", "csc"),
-                dtype=dtype,
-                ensure_all_finite=False,
-                copy=copy,
-            )
+            X = validate_data(
+                target, X, reset=reset, accept_sparse=("csr", "csc"), dtype=dtype,
+                ensure_all_finite=False, copy=copy, ensure_min_samples=1 if ensure else 0,
+            )  # fmt: skip
         except (TypeError, ValueError) as exc:
             message = str(exc)
             if message.startswith("Complex data not supported"):
@@ -446,37 +433,27 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 raise
             separator = " " if message.endswith(".") else ". "
             raise type(exc)(f"{message}{separator}{hint}") from None
+        if not reset:
+            return X, state.n_features, state.feature_names
+        return X, target.n_features_in_, getattr(target, "feature_names_in_", None)
 
     def _sample_weight(self, sample_weight, X, xp):
-        """Validated weights: NumPy through ``_check_sample_weight`` above,
-        other namespaces through scikit-learn's, with the same refusals."""
+        """Validated weights: NumPy through :func:`check_sample_weight`, other
+        namespaces through scikit-learn's, with the same refusals."""
         if xp is np or sample_weight is None:
-            return _check_sample_weight(sample_weight, X.shape[0])
+            return check_sample_weight(sample_weight, X.shape[0])
         from sklearn.utils.validation import _check_sample_weight as sk_check
 
         w = sk_check(sample_weight, X, dtype=X.dtype, allow_all_zero_weights=True)
-        if not bool(xp.all(xp.isfinite(w))):
-            raise ValueError(
-                "sample_weight contains NaN or infinity; every weight must be a finite "
-                "number >= 0 (use 0 to leave a sample out)."
-            )
-        if bool(xp.any(w < 0)):
-            raise ValueError(
-                "Negative values in data passed to sample_weight: frequency weights "
-                "must be >= 0 (use 0 to leave a sample out)."
-            )
+        check_sample_weight(_to_numpy(w), X.shape[0])  # the same refusals
         return w
-
-    def _check_is_fitted(self) -> None:
-        # Every fitted scaler has n_batches_seen_; scikit-learn's check (which
-        # builds the estimator's tags) runs only to raise its NotFittedError.
-        if "n_batches_seen_" not in self.__dict__:
-            check_is_fitted(self, "n_batches_seen_")
 
     def _check_params(self) -> None:
         """Validate the parameters, skipping the work when they have not
         changed since the last successful check (``gamma`` and ``beta`` are
         checked where they are used, when fitting starts)."""
+        if get_config()["skip_parameter_validation"]:
+            return
         key = tuple((type(v).__name__, v) for v in map(self.__dict__.get, _CHEAP_PARAMS))
         if key != self.__dict__.get("_checked_params"):
             self._validate_params()
@@ -492,65 +469,25 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 "X to a dense array."
             )
         beta = self.beta if beta is None else beta
-        if self.center and np.any(np.asarray(beta) != 0):
+        if self.center and np.any(_to_numpy(np.asarray(beta) if np.isscalar(beta) else beta) != 0):
             raise ValueError(
                 "Cannot add a nonzero beta_ offset to sparse matrices: it would make "
                 "them dense. Pass `center=False` (or set beta to 0), or convert X "
                 "to a dense array."
             )
 
-    def _moments(self, X, sample_weight, xp=np, device=None):
+    def _moments(self, X, sample_weight, names, xp=np, device=None):
         try:
             if xp is not np:
                 return _array_api.moments(X, sample_weight, xp, device)
             if sp.issparse(X):
-                _check_finite(X, self)
+                check_finite(X)
                 return _stats.sparse_moments(X, sample_weight)
             return _stats.dense_moments(X, sample_weight, n_jobs=self.n_jobs)
-        except _stats.InfiniteValueError as exc:
-            raise _infinite_error(self, exc.columns) from None
+        except InfiniteValueError as exc:
+            raise infinite_error(exc.columns, names, type(self).__name__) from None
 
-    def _update(self, X, sample_weight, xp=np, device=None) -> None:
-        """Apply one mini-batch to the moving statistics (SPEC section 3)."""
-        moments = self._moments(X, sample_weight, xp, device)
-        self._apply_moments(moments, sample_weight is not None, xp)
-
-    def _apply_moments(self, moments: _stats.Moments, weighted: bool, xp=np) -> None:
-        """Move the statistics toward one batch's ``moments`` (SPEC section 3)."""
-        weight = moments.weight
-        update_mean = weight > 0
-        if self.unbiased:
-            batch_var = _stats.unbiased_variance(moments, xp)
-            update_var = weight > 1
-        else:
-            batch_var = moments.var
-            update_var = update_mean
-        moving_mean, mean_updates = _stats.moving_update(
-            self.moving_mean_, self._mean_updates_, moments.mean, update_mean,
-            self.momentum, self.init, xp,
-        )  # fmt: skip
-        moving_var, var_updates = _stats.moving_update(
-            self.moving_var_, self._var_updates_, batch_var, update_var,
-            self.momentum, self.init, xp,
-        )  # fmt: skip
-
-        samples = self._samples_per_feature_ + weight
-        weighted = self._weighted_ or weighted
-        if xp.min(samples) == xp.max(samples):
-            seen = float(samples[0]) if weighted else int(samples[0])
-        else:
-            seen = samples if weighted else xp.astype(samples, xp.int64)
-
-        self.moving_mean_ = moving_mean
-        self.moving_var_ = moving_var
-        self._mean_updates_ = mean_updates
-        self._var_updates_ = var_updates
-        self._samples_per_feature_ = samples
-        self._weighted_ = weighted
-        self.n_samples_seen_ = seen
-        self.n_batches_seen_ += 1
-
-    # -- fitting ---------------------------------------------------------------
+    # -- fitting -----------------------------------------------------------------
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None, sample_weight=None):
@@ -558,8 +495,10 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
         ``X`` is fed to :meth:`partial_fit` in consecutive slices of
         ``batch_size`` rows (one batch when ``batch_size`` is None).  With
-        the default ``init="debiased"`` and one batch, the moving statistics
-        are the exact (weighted) mean and biased variance of ``X``.
+        the default ``init="debiased"`` (or ``momentum="pooled"``) and one
+        batch, the moving statistics are the exact (weighted) mean and biased
+        variance of ``X``.  If this method raises, the scaler is left exactly
+        as it was.
 
         Parameters
         ----------
@@ -575,15 +514,13 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self : object
             Fitted scaler.
         """
-        if _is_dask(X) or _is_dask(sample_weight):
-            from ._dask import fit
-
-            return fit(self, X, sample_weight)
+        handler = _collections.handler_for(X, sample_weight)
+        if handler is not None:
+            return self._fit_collection(handler, X, sample_weight, first=True)
         xp, is_numpy, device = _array_api.namespace(X)
         xp = np if is_numpy else xp
-        with _atomic(self):
-            self._reset()
-            X = self._validate_X(X, reset=True, xp=xp, device=device)
+        with _write_lock(self):
+            X, n_features, names = self._validate_X(X, reset=True, xp=xp, device=device)
             sample_weight = self._sample_weight(sample_weight, X, xp)
             if sample_weight is not None and not xp.any(sample_weight != 0):
                 raise ValueError(
@@ -591,13 +528,15 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                     "with all weights zero there is nothing to learn."
                 )
             self._check_sparse_supported(X)
-            self._start(X.shape[1], xp, device)
+            state = self._start(n_features, names, xp, device)
             n = X.shape[0]
             step = n if self.batch_size is None else self.batch_size
             for start in range(0, n, step):
                 rows = slice(start, min(start + step, n))
                 w = None if sample_weight is None else sample_weight[rows]
-                self._update(X[rows, ...], w, xp, device)
+                moments = self._moments(X[rows, ...], w, names, xp, device)
+                state = self._advance(state, moments, w is not None, xp)
+            self._publish(state)
         return self
 
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -605,7 +544,8 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
         All of ``X`` is one batch, whatever ``batch_size`` is.  A feature with
         no non-NaN value of positive weight in ``X`` is not updated.  If this
-        method raises, every fitted attribute is left exactly as it was.
+        method raises, every fitted attribute is left exactly as it was, and
+        other threads never see the refused batch.
 
         Parameters
         ----------
@@ -621,36 +561,78 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         self : object
             Fitted scaler.
         """
-        if _is_dask(X) or _is_dask(sample_weight):
-            from ._dask import partial_fit
-
-            return partial_fit(self, X, sample_weight)
-        with _atomic(self):
-            first_call = not hasattr(self, "n_batches_seen_")
-            # Checked on every call: a parameter changed mid-stream must be
-            # refused before it touches the statistics.
-            if not get_config()["skip_parameter_validation"]:
-                self._check_params()
-            xp, is_numpy, device = _array_api.namespace(X)
-            if not first_call and xp is not np:  # array_api_dispatch is on
+        handler = _collections.handler_for(X, sample_weight)
+        if handler is not None:
+            return self._fit_collection(handler, X, sample_weight, first=False)
+        # Checked on every call: a parameter changed mid-stream must be
+        # refused before it touches the statistics.
+        self._check_params()
+        xp, is_numpy, device = _array_api.namespace(X)
+        with _write_lock(self):
+            state = self._current_state()
+            if state is not None and xp is not np:  # array_api_dispatch is on
                 self._check_same_namespace(X, "partial_fit")
             xp = np if is_numpy else xp
-            X = self._validate_X(X, reset=first_call, xp=xp, device=device)
+            X, n_features, names = self._validate_X(X, reset=state is None, xp=xp, device=device)
             sample_weight = self._sample_weight(sample_weight, X, xp)
-            self._check_sparse_supported(X, None if first_call else self.beta_)
-            if first_call:
-                self._start(X.shape[1], xp, device)
-            self._update(X, sample_weight, xp, device)
+            self._check_sparse_supported(X, None if state is None else state.beta)
+            if state is None:
+                state = self._start(n_features, names, xp, device)
+            moments = self._moments(X, sample_weight, names, xp, device)
+            self._publish(self._advance(state, moments, sample_weight is not None, xp))
         return self
 
-    # -- transforming ----------------------------------------------------------
+    def _fit_collection(self, handler, X, sample_weight, *, first: bool):
+        """``fit`` (``first=True``) or ``partial_fit`` of a collection that
+        ``handler`` computes where it lives (:mod:`skbn._collections`)."""
+        self._check_params()
+        with _write_lock(self):
+            state = None if first else self._current_state()
+            if _collections.handler_for(X) is handler:
+                proxy = handler.describe(X)  # refuses the kinds it cannot map
+            else:  # an in-memory X with a collection of weights
+                w = handler.materialize_weights(sample_weight)
+                return self.fit(X, sample_weight=w) if first else self.partial_fit(X, None, w)
+            reset = state is None
+            X_proxy, n_features, names = self._validate_X(proxy, reset=reset, ensure=False)
+            dtype = X_proxy.dtype
+            try:
+                batches = handler.batch_moments(
+                    X, sample_weight, dtype=dtype, batch_size=self.batch_size if first else None
+                )
+            except InfiniteValueError as exc:
+                raise infinite_error(exc.columns, names, type(self).__name__) from None
+            if batches.n_rows == 0:
+                raise ValueError(
+                    f"Found array with 0 sample(s) (shape=(0, {n_features})) while a "
+                    f"minimum of 1 is required by {type(self).__name__}."
+                )
+            if first and not batches.any_weight:
+                raise ValueError(
+                    "Sample weights must contain at least one non-zero number: "
+                    "with all weights zero there is nothing to learn."
+                )
+            if state is None:
+                state = self._start(n_features, names)
+            for moments in batches.moments:
+                state = self._advance(state, moments, sample_weight is not None)
+            self._publish(state)
+        return self
 
-    def _coefficients(self, xp=np):
+    # -- transforming ------------------------------------------------------------
+
+    def _coefficients(self, state: State | None = None, xp=np):
         """``(shift, factor, offset)`` of the affine map; ``None`` leaves a term out."""
-        gamma = self.gamma_ if self.scale else None
-        factor = transform_coefficients(self.moving_var_, self.epsilon, gamma, xp)
-        shift = self.moving_mean_ if self.with_mean else None
-        offset = self.beta_ if self.center else None
+        state = self._fitted_state() if state is None else state
+        gamma = state.gamma if self.scale else None
+        if self.with_std:
+            factor = transform_coefficients(state.averages, self.epsilon, gamma, xp)
+        elif gamma is not None:
+            factor = gamma
+        else:
+            factor = xp.ones_like(state.averages.mean)
+        shift = state.averages.mean if self.with_mean else None
+        offset = state.beta if self.center else None
         return shift, factor, offset
 
     def _check_same_namespace(self, X, method: str) -> None:
@@ -658,55 +640,70 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
         check_same_namespace(X, self, attribute="moving_mean_", method=method)
 
-    def _apply_xp(self, X, inverse: bool, xp, device):
-        """The affine map for an Array API namespace other than NumPy."""
-        X = self._validate_X(X, reset=False, xp=xp, device=device)
-        shift, factor, offset = self._coefficients(xp)
-        try:
-            return _array_api.affine(X, shift, factor, offset, inverse=inverse, xp=xp)
-        except _stats.InfiniteValueError as exc:
-            raise _infinite_error(self, exc.columns) from None
-
     def _apply(self, X_in, copy, inverse: bool):
         """Validate ``X_in``, choose where to write, and apply the affine map."""
+        state = self._fitted_state()
+        method = "inverse_transform" if inverse else "transform"
+        handler = _collections.handler_for(X_in)
+        if handler is not None:
+            proxy = handler.describe(X_in)
+            X_proxy, _, names = self._validate_X(proxy, reset=False, ensure=False)
+            return handler.transform(
+                X_in, self._coefficients(state), dtype=X_proxy.dtype, inverse=inverse,
+                feature_names=names,
+                materialize=not inverse and self._output_container() != "default",
+            )  # fmt: skip
         xp, is_numpy, device = _array_api.namespace(X_in)
         if xp is not np:  # array_api_dispatch is on
-            self._check_same_namespace(X_in, "inverse_transform" if inverse else "transform")
+            self._check_same_namespace(X_in, method)
+        names = state.feature_names
         if not is_numpy:
-            return self._apply_xp(X_in, inverse, xp, device)
+            X, _, _ = self._validate_X(X_in, reset=False, xp=xp, device=device)
+            shift, factor, offset = self._coefficients(state, xp)
+            try:
+                return _array_api.affine(X, shift, factor, offset, inverse=inverse, xp=xp)
+            except InfiniteValueError as exc:
+                raise infinite_error(exc.columns, names, type(self).__name__) from None
         copy = self.copy if copy is None else copy
-        X = self._validate_X(X_in, reset=False, copy=copy and sp.issparse(X_in))
-        shift, factor, offset = self._coefficients()
-        if sp.issparse(X):
-            self._check_sparse_supported(X, self.beta_)
-            _check_finite(X, self)
-            if not X.data.flags.writeable:
-                X = X.copy()
-            return scale_columns_sparse(X, 1.0 / factor if inverse else factor)
-        # validate_data may already have made a new array (a list, another
-        # dtype); it can then be written into even when copy=True.
-        fresh = isinstance(X_in, (list, tuple)) or (
-            isinstance(X_in, np.ndarray) and not np.may_share_memory(X, X_in)
-        )
-        in_place = X.flags.writeable and (fresh or not copy)
-        if in_place:
-            _check_finite(X, self)  # all of X, before any of it is overwritten
-        out = X if in_place else np.empty_like(X)
+        X, _, _ = self._validate_X(X_in, reset=False, copy=copy and sp.issparse(X_in))
+        shift, factor, offset = self._coefficients(state)
         try:
+            if sp.issparse(X):
+                self._check_sparse_supported(X, state.beta)
+                check_finite(X)
+                if not X.data.flags.writeable:
+                    X = X.copy()
+                return scale_columns_sparse(X, 1.0 / factor if inverse else factor)
+            # validate_data may already have made a new array (a list, another
+            # dtype); it can then be written into even when copy=True.
+            fresh = isinstance(X_in, (list, tuple)) or (
+                isinstance(X_in, np.ndarray) and not np.may_share_memory(X, X_in)
+            )
+            in_place = X.flags.writeable and (fresh or not copy)
+            if in_place:
+                check_finite(X)  # all of X, before any of it is overwritten
+            out = X if in_place else np.empty_like(X)
             return affine(
                 X, out, shift, factor, offset,
                 inverse=inverse, check_finite=not in_place, n_jobs=self.n_jobs,
             )  # fmt: skip
-        except _stats.InfiniteValueError as exc:
-            raise _infinite_error(self, exc.columns) from None
+        except InfiniteValueError as exc:
+            raise infinite_error(exc.columns, names, type(self).__name__) from None
+
+    def _output_container(self) -> str:
+        """The container ``set_output`` configured for ``transform``."""
+        from sklearn.utils._set_output import _get_output_config
+
+        return _get_output_config("transform", self)["dense"]
 
     def transform(self, X, copy=None):
         """Scale ``X`` with the moving statistics.
 
-        ``y = gamma_ * (x - moving_mean_) / sqrt(moving_var_ + epsilon) + beta_``,
-        leaving out ``gamma_`` when ``scale=False``, ``beta_`` when
-        ``center=False`` and the mean when ``with_mean=False``.  Where
-        ``moving_var_ + epsilon == 0`` the divisor is 1.  NaN stays NaN.
+        ``y = gamma_ * (x - moving_mean_) / scale_ + beta_`` with
+        ``scale_ = sqrt(moving_var_ + epsilon)`` (1 where that is 0 or within
+        rounding of 0), leaving out ``gamma_`` when ``scale=False``, ``beta_``
+        when ``center=False``, the mean when ``with_mean=False`` and the
+        division when ``with_std=False``.  NaN stays NaN.
 
         Parameters
         ----------
@@ -721,11 +718,6 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         X_tr : {ndarray, sparse matrix} of shape (n_samples, n_features)
             Scaled data, float32 for float32 input, float64 otherwise.
         """
-        self._check_is_fitted()
-        if _is_dask(X):
-            from ._dask import transform
-
-            return transform(self, X, inverse=False)
         return self._apply(X, copy, inverse=False)
 
     def inverse_transform(self, X, copy=None):
@@ -749,170 +741,37 @@ class BatchNormScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             If ``scale=True`` and some ``gamma_`` is 0: those features were
             mapped to a constant and cannot be recovered.
         """
-        self._check_is_fitted()
-        zero_gamma = np.asarray(_to_numpy(self.gamma_)) == 0
+        state = self._fitted_state()
+        zero_gamma = np.asarray(_to_numpy(state.gamma)) == 0
         if self.scale and zero_gamma.any():
             raise ValueError(
                 "Cannot invert the transform: gamma_ is 0 for feature(s) "
-                f"{_feature_labels(self, zero_gamma)}, which transform maps "
-                "to a constant. Set those gamma_ values to nonzero numbers."
+                f"{feature_labels(np.flatnonzero(zero_gamma), state.feature_names)}, "
+                "which transform maps to a constant. Set those gamma_ values to "
+                "nonzero numbers."
             )
-        if _is_dask(X):
-            from ._dask import transform
-
-            return transform(self, X, inverse=True)
         return self._apply(X, copy, inverse=True)
 
-    # -- interop (SPEC section 6): each integration lives in its own module,
-    # imported only when its method is called ----------------------------------
-
-    def get_weights(self) -> list:
-        """The weights in Keras order ``[gamma, beta, moving_mean, moving_variance]``.
-
-        ``gamma`` is left out when ``scale=False`` and ``beta`` when
-        ``center=False``, as Keras's ``BatchNormalization.get_weights`` does.
-
-        Returns
-        -------
-        weights : list of ndarray of shape (n_features,)
-            Copies of ``gamma_``, ``beta_``, ``moving_mean_`` and ``moving_var_``.
-        """
-        from ._weights import get_weights
-
-        return get_weights(self)
-
-    def set_weights(self, weights) -> BatchNormScaler:
-        """Load weights in the order of :meth:`get_weights`; works unfitted too.
-
-        On a fitted scaler the values are replaced and the update counts kept.
-        On an unfitted one the loaded statistics count as a settled average:
-        with a momentum, the next :meth:`partial_fit` moves them by
-        ``1 - momentum`` whatever ``init`` is (as the layer would); with
-        ``momentum=None`` they count as one batch.
-
-        Parameters
-        ----------
-        weights : list of array-like of shape (n_features,)
-            ``[gamma, beta, moving_mean, moving_variance]``, without ``gamma``
-            when ``scale=False`` and without ``beta`` when ``center=False``.
-
-        Returns
-        -------
-        self : object
-            The scaler, fitted.
-
-        Raises
-        ------
-        ValueError
-            If the number of arrays, a shape or a value (NaN, inf, a negative
-            variance) is wrong; the scaler is then left as it was.
-        """
-        from ._weights import set_weights
-
-        return set_weights(self, weights)
-
-    def to_torch(self, dtype=None):
-        """A ``torch.nn.BatchNorm1d`` in eval mode that transforms like this scaler.
-
-        PyTorch's ``momentum`` is ``1 - momentum`` (``None`` stays ``None``),
-        ``eps`` is ``epsilon``, ``weight``/``bias`` are ``gamma_``/``beta_`` and
-        ``num_batches_tracked`` is ``n_batches_seen_``.  What the layer cannot
-        represent is exported as an equivalent layer (``with_mean=False``: a
-        running mean of 0; a constant feature with ``epsilon=0``: a running
-        variance of 1 there; ``scale``/``center`` off: a frozen weight of 1 or
-        no bias) or refused; see ``docs/interop.md``.  Needs the ``torch``
-        extra (``pip install "skbn[torch]"``).
-
-        Parameters
-        ----------
-        dtype : torch.dtype, default=None
-            The module's dtype; ``None`` means ``torch.get_default_dtype()``
-            (float32 unless changed).
-
-        Returns
-        -------
-        module : torch.nn.BatchNorm1d
-            In eval mode; ``module(X)`` equals ``transform(X)``.
-        """
-        from ._torch import to_torch
-
-        return to_torch(self, dtype=dtype)
-
-    @classmethod
-    def from_torch(cls, module) -> BatchNormScaler:
-        """A fitted scaler with the statistics and affine weights of ``module``.
-
-        The scaler transforms like the module in eval mode and, fed the same
-        batches, updates its statistics exactly as the module does in train
-        mode (``unbiased=True``, ``init="keras"``, ``momentum = 1 -`` the
-        module's momentum).
-
-        Parameters
-        ----------
-        module : torch.nn.BatchNorm1d
-            A module that tracks running statistics.
-
-        Returns
-        -------
-        scaler : BatchNormScaler
-        """
-        from ._torch import from_torch
-
-        return from_torch(module, cls=cls)
-
-    def to_keras(self):
-        """A built ``keras.layers.BatchNormalization`` with the same weights.
-
-        ``momentum``, ``epsilon``, ``center`` and ``scale`` are carried over;
-        the layer's inference output equals :meth:`transform` (Keras stores
-        float32 weights).  ``momentum=None`` has no Keras equivalent and is
-        refused.  Needs the ``keras`` extra (``pip install "skbn[keras]"``).
-
-        Returns
-        -------
-        layer : keras.layers.BatchNormalization
-        """
-        from ._keras import to_keras
-
-        return to_keras(self)
-
-    @classmethod
-    def from_keras(cls, layer) -> BatchNormScaler:
-        """A fitted scaler with the weights, momentum and epsilon of ``layer``.
-
-        The scaler uses ``init="keras"`` and ``unbiased=False``, so fed the
-        same batches it updates as the layer does with ``training=True``.
-
-        Parameters
-        ----------
-        layer : keras.layers.BatchNormalization
-            A built layer normalizing the last axis.
-
-        Returns
-        -------
-        scaler : BatchNormScaler
-        """
-        from ._keras import from_keras
-
-        return from_keras(layer, cls=cls)
-
-    # -- persistence -----------------------------------------------------------
+    # -- persistence -------------------------------------------------------------
 
     def __getstate__(self):
-        state = super().__getstate__()
+        state = self.__dict__.copy()  # a new dict: the live object is not touched
+        state.pop("_checked_params", None)
         state["_skbn_format"] = _STATE_FORMAT
         return state
 
     def __setstate__(self, state):
         state = dict(state)
         found = state.pop("_skbn_format", None)
-        if type(found) is not int or found != _STATE_FORMAT:
+        if type(found) is not int or found not in _READABLE_FORMATS:
             raise ValueError(
                 f"This BatchNormScaler was saved in state format {found!r}, which "
                 f"this skbn ({__version__}, format {_STATE_FORMAT}) cannot read. "
                 "Load it with the skbn version that saved it, or refit it."
             )
-        super().__setstate__(state)
+        if "moving_mean_" in state and "_pooled_var_" not in state:  # format 1
+            state["_pooled_var_"] = state["moving_mean_"] * 0
+        self.__dict__.update(state)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -1,4 +1,4 @@
-"""Per-feature batch statistics and the moving-average update, as pure functions.
+"""Per-feature moments of a batch (weight, mean, biased variance), as pure functions.
 
 Everything here works on NumPy arrays and returns new arrays; nothing is
 mutated in place, so the estimator can compute a whole update before it
@@ -13,10 +13,23 @@ rows whose value is not NaN, with frequency weights ``w``::
 
 They are computed block by block with the corrected two-pass algorithm and
 merged with the pairwise update of Chan, Golub and LeVeque (1983); no
-``E[x^2] - E[x]^2`` shortcut is used anywhere.  Every moving statistic ``S``
-then moves toward its batch value ``b`` by a step ``alpha``::
+``E[x^2] - E[x]^2`` shortcut is used anywhere.  How the moving statistics
+then follow these moments is :mod:`skbn._averaging`'s business.
 
-    S_j <- S_j + alpha_j * (b_j - S_j)
+Guarantees (tested against exact rational arithmetic):
+
+* a column whose present values are all equal gets exactly that value as its
+  mean and exactly 0 as its variance, at every finite magnitude;
+* finite data never give an inf or NaN mean (the mean lies between the
+  column's smallest and largest value); the variance is inf only where the
+  exact variance exceeds the float64 range;
+* otherwise the variance is the exact variance of the values to within a few
+  rounding errors, never set to 0 because it is small;
+* a column's moments depend on its own values (and the weights) only: the
+  row blocks have a fixed number of rows, whatever the width of ``X``.
+
+This module imports NumPy only (``threadpoolctl`` and ``joblib`` lazily), so
+the file engine can use it without scikit-learn.
 """
 
 from __future__ import annotations
@@ -28,41 +41,35 @@ from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
-from joblib import effective_n_jobs
+
+from ._validation import InfiniteValueError
 
 __all__ = [
     "InfiniteValueError",
     "Moments",
-    "averaging_factor",
     "block_moments",
     "dense_moments",
     "merge_moments",
-    "move_toward",
-    "moving_update",
     "reduce_moments",
     "raise_if_infinite",
     "row_blocks",
     "rows_per_block",
-    "snap_constant",
     "sparse_moments",
     "unbiased_variance",
 ]
 
-#: Bytes per row block of :func:`dense_moments` (2 MiB, counted as float64
-#: whatever the dtype: ``BLOCK_BYTES // (8 * n_features)`` rows).  Fixed (it
-#: never depends on ``n_jobs``), so results are identical, bit for bit, for
-#: every ``n_jobs``; its rows are also the ``n`` of :func:`snap_constant`.
+#: Bytes of one block of the affine map and of the batch-splitting helpers
+#: (counted as float64 whatever the dtype).
 BLOCK_BYTES = 1 << 21
 
+#: Rows of one block of :func:`dense_moments`, whatever the number of
+#: features: the order in which a column's values are summed never depends
+#: on the other columns (nor on ``n_jobs``).  Wide data is read in panels of
+#: ``PANEL_COLUMNS`` columns, so a block stays in cache.
+BLOCK_ROWS = 4096
+PANEL_COLUMNS = 128
+
 _EPS = np.finfo(np.float64).eps
-
-
-class InfiniteValueError(ValueError):
-    """The data holds +/-inf; ``columns`` are the indices of the features."""
-
-    def __init__(self, columns):
-        self.columns = np.asarray(columns)
-        super().__init__(f"infinite values in column(s) {self.columns.tolist()}")
 
 
 def raise_if_infinite(X: np.ndarray, columns: np.ndarray | None = None) -> None:
@@ -136,7 +143,11 @@ def threads_for(n_blocks: int, n_jobs: int | None) -> int:
     thread needs the GIL, and waiting for it costs more than a small batch.
     """
     most = n_blocks // _MIN_BLOCKS_PER_THREAD
-    return 1 if most < 2 else min(effective_n_jobs(n_jobs), most)
+    if most < 2 or n_jobs == 1:
+        return 1
+    from joblib import effective_n_jobs
+
+    return min(effective_n_jobs(n_jobs), most)
 
 
 def map_blocks(func, blocks: list, n_jobs: int | None) -> list:
@@ -156,178 +167,6 @@ def map_blocks(func, blocks: list, n_jobs: int | None) -> list:
     runs = [blocks[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     results = _thread_pool().map(lambda run: [func(block) for block in run], runs)
     return [r for run in results for r in run]
-
-
-def _careful_moments(X: np.ndarray, w: np.ndarray | None) -> Moments:
-    """Moments that neither overflow nor mind NaN; the slow, safe path.
-
-    Each value is multiplied by its proportion ``p_i = w_i / m_j`` of the
-    total weight before it is summed, so no partial sum exceeds the largest
-    value in magnitude, and each squared deviation is formed as
-    ``(p_i d_i) d_i``, which overflows only where the variance itself is not
-    representable.
-    """
-    present = ~np.isnan(X)
-    W = present.astype(np.float64)
-    if w is not None:
-        W *= w[:, None]
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        weight = W.sum(axis=0)
-        wmax = W.max(axis=0, initial=0.0)
-        W /= np.where(wmax > 0, wmax, 1.0)
-        P = W / np.where(weight > 0, W.sum(axis=0), 1.0)
-        x0 = np.where(present, X, 0.0)
-        mean = (P * x0).sum(axis=0)
-        d = np.where(present, x0 - mean, 0.0)
-        Pd = P * d
-        # A deviation beyond the float64 range makes the variance
-        # unrepresentable (inf); the mean is still right without correction.
-        correction = Pd.sum(axis=0)
-        correction = np.where(np.isfinite(correction), correction, 0.0)
-        spread = (Pd * d).sum(axis=0)
-        # c^2 <= sum(p d^2), so where the sum overflows so does the variance
-        var = np.where(np.isinf(spread), spread, spread - correction * correction)
-    mean = mean + correction
-    empty = weight == 0
-    mean[empty] = 0.0
-    var[empty] = 0.0
-    return Moments(weight, mean, np.maximum(var, 0.0))
-
-
-def _unit_scale(sample_weight: np.ndarray | None) -> tuple:
-    """Weights times a power of two that brings the largest into [0.5, 1).
-
-    Exact (the moments do not change), but tiny weights no longer underflow
-    when multiplied with the data; returns the scaled weights and the
-    exponent that restores their sum.
-    """
-    if sample_weight is None or sample_weight.size == 0:
-        return sample_weight, 0
-    largest = float(sample_weight.max())
-    if largest == 0:
-        return sample_weight, 0
-    exponent = int(np.frexp(largest)[1])
-    if exponent == 0:
-        return sample_weight, 0
-    return np.ldexp(sample_weight, -exponent), exponent
-
-
-def block_moments(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Moments:
-    """Weighted, NaN-aware moments of one block of rows.
-
-    Parameters
-    ----------
-    X : ndarray of shape (n_rows, n_features)
-        Finite values or NaN, any float dtype; accumulated in float64.
-    sample_weight : ndarray of shape (n_rows,), default=None
-        Non-negative frequency weights; ``None`` means all ones.
-
-    Returns
-    -------
-    Moments
-        Uses the corrected two-pass algorithm: ``mu = sum(w x) / m``, then
-        ``d = x - mu``, ``c = sum(w d) / m``, ``s2 = sum(w d^2) / m - c^2`` and
-        ``mu + c``.  Columns whose fast path meets NaN or overflow are
-        recomputed by a careful path that cannot overflow.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> m = block_moments(np.array([[1.0, 2.0], [3.0, np.nan]]))
-    >>> m.weight.tolist(), m.mean.tolist(), m.var.tolist()
-    ([2.0, 1.0], [2.0, 2.0], [1.0, 0.0])
-    """
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    n_rows, n_features = X.shape
-    sample_weight, exponent = _unit_scale(sample_weight)
-    if exponent:
-        moments = block_moments(X, sample_weight)
-        return moments._replace(weight=np.ldexp(moments.weight, exponent))
-    w = np.ones(n_rows) if sample_weight is None else sample_weight
-    total = float(n_rows) if sample_weight is None else float(w.sum())
-    if total == 0:
-        raise_if_infinite(X)
-        return _careful_moments(X, w)
-    with np.errstate(over="ignore", invalid="ignore"):
-        mean = (w @ X) / total
-        d = X - mean
-        correction = (w @ d) / total
-        np.multiply(d, d, out=d)
-        var = (w @ d) / total - correction * correction
-        mean += correction
-        bad = ~np.isfinite(mean + var)
-    if bad.any():
-        raise_if_infinite(X, np.flatnonzero(bad))
-        safe = _careful_moments(X[:, bad], sample_weight)
-        weight = np.full(n_features, total)
-        weight[bad], mean[bad], var[bad] = safe
-    else:
-        weight = np.full(n_features, total)
-    np.maximum(var, 0.0, out=var)
-    return Moments(weight, mean, var)
-
-
-def merge_moments(a: Moments, b: Moments) -> Moments:
-    """Merge the moments of two disjoint sets of rows (Chan et al., 1983).
-
-    With ``m = m_a + m_b``, ``p_a = m_a / m``, ``p_b = m_b / m`` and
-    ``delta = mu_b - mu_a``::
-
-        mu = mu_a + p_b delta
-        s2 = p_a s2_a + p_b s2_b + (p_a delta)(p_b delta)
-
-    which is exact in exact arithmetic and, written with proportions, does
-    not overflow where the result is representable.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> one = lambda w, mu, s2: Moments(np.array([w]), np.array([mu]), np.array([s2]))
-    >>> merge_moments(one(1.0, 0.0, 0.0), one(1.0, 2.0, 0.0))
-    Moments(weight=array([2.]), mean=array([1.]), var=array([1.]))
-    """
-    weight = a.weight + b.weight
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        p_a = a.weight / weight
-        p_b = b.weight / weight
-        delta = b.mean - a.mean
-        mean = a.mean + p_b * delta
-        wide = ~np.isfinite(delta)
-        if wide.any():
-            mean[wide] = p_a[wide] * a.mean[wide] + p_b[wide] * b.mean[wide]
-        var = p_a * a.var + p_b * b.var + (p_a * delta) * (p_b * delta)
-    only_a = b.weight == 0
-    only_b = a.weight == 0
-    mean = np.where(only_a, a.mean, np.where(only_b, b.mean, mean))
-    var = np.where(only_a, a.var, np.where(only_b, b.var, var))
-    return Moments(weight, mean, var)
-
-
-def reduce_moments(parts: list) -> Moments:
-    """Merge a list of moments left to right, in their given order."""
-    total = parts[0]
-    for part in parts[1:]:
-        total = merge_moments(total, part)
-    return total
-
-
-def snap_constant(moments: Moments, n_rows: int, xp=np) -> Moments:
-    """Set to exactly 0 the variances that are indistinguishable from 0.
-
-    A variance below the rounding error of its computation,
-    ``s2 <= n eps s2 + (n mu eps)^2`` with ``n`` the rows per block (the
-    bound scikit-learn's ``StandardScaler`` uses to detect constant features),
-    comes from a constant feature and is set to 0.  ``xp`` is the array
-    namespace of ``moments`` (NumPy by default).
-    """
-    var = moments.var
-    eps = _EPS if xp is np else float(xp.finfo(var.dtype).eps)
-    with np.errstate(over="ignore", invalid="ignore"):
-        bound = n_rows * eps * var + (n_rows * moments.mean * eps) ** 2
-        constant = (var <= bound) & xp.isfinite(var)
-    if xp is np:
-        return moments._replace(var=np.where(constant, 0.0, var)) if constant.any() else moments
-    return moments._replace(var=xp.where(constant, xp.zeros_like(var), var))
 
 
 def aligned_empty(n: int, align: int = 64) -> np.ndarray:
@@ -377,87 +216,313 @@ def _single_threaded_blas():
                 _blas_limiter = None
 
 
+# -- exactness helpers -----------------------------------------------------------
+
+
+def _suspect(moments: Moments, n: float) -> np.ndarray:
+    """Columns whose variance is within rounding of 0 (or not finite): they
+    may be constant columns whose computed variance is rounding dust.
+
+    The bound ``s2 <= n eps s2 + (n mu eps)^2`` is scikit-learn's
+    ``_is_constant_feature`` with ``n`` the rows of the batch; it only decides
+    which columns are looked at again, never the result.
+    """
+    var, mean = moments.var, moments.mean
+    with np.errstate(over="ignore", invalid="ignore"):
+        bound = n * _EPS * var + (n * mean * _EPS) ** 2
+        return (moments.weight > 0) & ~(var > bound)
+
+
+def _pin_constants(X, sample_weight, moments: Moments, columns: np.ndarray) -> Moments:
+    """Exact moments for the ``columns`` of ``X`` whose present values (of
+    positive weight) are all equal: the value itself and a variance of 0.
+
+    Elsewhere the mean is clamped to the column's range, where the exact mean
+    lies (a rounded weighted sum near the float64 limit could leave it).
+    """
+    if columns.size == 0:
+        return moments
+    xs = np.asarray(X[:, columns], dtype=np.float64)
+    present = ~np.isnan(xs)
+    if sample_weight is not None:
+        present &= (sample_weight > 0)[:, None]
+    lo = np.where(present, xs, np.inf).min(axis=0)
+    hi = np.where(present, xs, -np.inf).max(axis=0)
+    return _pinned(moments, columns, lo, hi)
+
+
+def _pinned(moments: Moments, columns, lo, hi) -> Moments:
+    """``moments`` with the ``columns`` whose range is ``[lo, hi]`` made exact."""
+    mean, var = moments.mean.copy(), moments.var.copy()
+    has = lo <= hi
+    constant = has & (lo == hi)
+    with np.errstate(invalid="ignore"):
+        clamped = np.clip(mean[columns], np.where(has, lo, -np.inf), np.where(has, hi, np.inf))
+    mean[columns] = np.where(constant, lo, clamped)
+    var[columns] = np.where(constant, 0.0, var[columns])
+    return Moments(moments.weight, mean, var)
+
+
+def _weight_scale(sample_weight: np.ndarray | None) -> tuple:
+    """Weights times the power of two that brings the largest into [0.5, 1).
+
+    Exact (the moments do not change), and no weight underflows when
+    multiplied with the data.  Returns ``(weights, exponent, wide)``; ``wide``
+    is True when the weights span so many decades that scaling would
+    flush the smallest to 0: those batches take the careful path, which
+    scales each column by its own largest weight.
+    """
+    if sample_weight is None or sample_weight.size == 0:
+        return sample_weight, 0, False
+    largest = float(sample_weight.max())
+    if largest == 0:
+        return sample_weight, 0, False
+    positive = sample_weight[sample_weight > 0]
+    wide = largest / float(positive.min()) > 2.0**600
+    exponent = int(np.frexp(largest)[1])
+    if exponent == 0:
+        return sample_weight, 0, wide
+    return np.ldexp(sample_weight, -exponent), exponent, wide
+
+
+def _careful_moments(X: np.ndarray, w: np.ndarray | None) -> Moments:
+    """Moments that neither overflow, underflow a weight, nor mind NaN.
+
+    Each value is multiplied by its proportion ``p_i = w_i / m_j`` of its
+    column's total weight before it is summed (the weights of each column
+    scaled by that column's largest first), so no partial sum exceeds the
+    largest value in magnitude, and each squared deviation is formed as
+    ``(p_i d_i) d_i``, which overflows only where the variance itself is not
+    representable.
+    """
+    present = ~np.isnan(X)
+    W = present.astype(np.float64)
+    if w is not None:
+        W *= w[:, None]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        weight = W.sum(axis=0)
+        wmax = W.max(axis=0, initial=0.0)
+        W /= np.where(wmax > 0, wmax, 1.0)
+        P = W / np.where(weight > 0, W.sum(axis=0), 1.0)
+        x0 = np.where(present, X, 0.0)
+        mean = (P * x0).sum(axis=0)
+        d = np.where(present, x0 - mean, 0.0)
+        Pd = P * d
+        # A deviation beyond the float64 range makes the variance
+        # unrepresentable (inf); the mean is still right without correction.
+        correction = Pd.sum(axis=0)
+        correction = np.where(np.isfinite(correction), correction, 0.0)
+        spread = (Pd * d).sum(axis=0)
+        # c^2 <= sum(p d^2), so where the sum overflows so does the variance
+        var = np.where(np.isinf(spread), spread, spread - correction * correction)
+        mean = mean + correction
+    empty = weight == 0
+    mean[empty] = 0.0
+    var[empty] = 0.0
+    return Moments(weight, mean, np.maximum(var, 0.0))
+
+
+def _fast_block(X: np.ndarray, w: np.ndarray, total: float) -> tuple:
+    """The corrected two-pass moments of one block (BLAS), without checks."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = (w @ X) / total
+        d = X - mean
+        correction = (w @ d) / total
+        np.multiply(d, d, out=d)
+        var = (w @ d) / total - correction * correction
+        mean += correction
+    return mean, var
+
+
+def block_moments(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Moments:
+    """Weighted, NaN-aware moments of one block of rows.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_rows, n_features)
+        Finite values or NaN, any float dtype; accumulated in float64.
+    sample_weight : ndarray of shape (n_rows,), default=None
+        Non-negative frequency weights; ``None`` means all ones.
+
+    Returns
+    -------
+    Moments
+        Uses the corrected two-pass algorithm: ``mu = sum(w x) / m``, then
+        ``d = x - mu``, ``c = sum(w d) / m``, ``s2 = sum(w d^2) / m - c^2`` and
+        ``mu + c``.  Columns whose fast path meets NaN or overflow are
+        recomputed by a careful path that cannot overflow; columns whose
+        variance is within rounding of 0 are checked for being constant.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = block_moments(np.array([[1.0, 2.0], [3.0, np.nan]]))
+    >>> m.weight.tolist(), m.mean.tolist(), m.var.tolist()
+    ([2.0, 1.0], [2.0, 2.0], [1.0, 0.0])
+    """
+    X = np.ascontiguousarray(X, dtype=np.float64)
+    w_scaled, exponent, wide = _weight_scale(sample_weight)
+    moments = _unpinned_block(X, w_scaled, wide)
+    if exponent:
+        moments = moments._replace(weight=np.ldexp(moments.weight, exponent))
+    return _pin_constants(X, sample_weight, moments, np.flatnonzero(_suspect(moments, len(X))))
+
+
+def _unpinned_block(X: np.ndarray, w: np.ndarray | None, wide: bool) -> Moments:
+    n_rows, n_features = X.shape
+    total = float(n_rows) if w is None else float(w.sum())
+    if total == 0 or wide:
+        raise_if_infinite(X)
+        return _careful_moments(X, w)
+    mean, var = _fast_block(X, np.ones(n_rows) if w is None else w, total)
+    weight = np.full(n_features, total)
+    bad = ~np.isfinite(mean + var)
+    if bad.any():
+        raise_if_infinite(X, np.flatnonzero(bad))
+        weight[bad], mean[bad], var[bad] = _careful_moments(X[:, bad], w)
+    np.maximum(var, 0.0, out=var)
+    return Moments(weight, mean, var)
+
+
+def merge_moments(a: Moments, b: Moments, xp=np) -> Moments:
+    """Merge the moments of two disjoint sets of rows (Chan et al., 1983).
+
+    With ``m = m_a + m_b``, ``p_a = m_a / m``, ``p_b = m_b / m`` and
+    ``delta = mu_b - mu_a``::
+
+        mu = mu_a + p_b delta
+        s2 = p_a s2_a + p_b s2_b + (p_a delta)(p_b delta)
+
+    which is exact in exact arithmetic and, written with proportions, does
+    not overflow where the result is representable (where ``delta`` itself
+    overflows, ``mu = p_a mu_a + p_b mu_b``).  Equal means give the mean
+    exactly and add no spread.  ``xp`` is the arrays' namespace.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> one = lambda w, mu, s2: Moments(np.array([w]), np.array([mu]), np.array([s2]))
+    >>> merge_moments(one(1.0, 0.0, 0.0), one(1.0, 2.0, 0.0))
+    Moments(weight=array([2.]), mean=array([1.]), var=array([1.]))
+    """
+    weight = a.weight + b.weight
+    safe = xp.where(weight > 0, weight, xp.ones_like(weight))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        p_a = a.weight / safe
+        p_b = b.weight / safe
+        delta = b.mean - a.mean
+        mean = a.mean + p_b * delta
+        wide = ~xp.isfinite(delta)
+        mean = xp.where(wide, p_a * a.mean + p_b * b.mean, mean)
+        mean = xp.where(delta == 0, a.mean, mean)
+        var = p_a * a.var + p_b * b.var + (p_a * delta) * (p_b * delta)
+    only_a = b.weight == 0
+    only_b = a.weight == 0
+    mean = xp.where(only_a, a.mean, xp.where(only_b, b.mean, mean))
+    var = xp.where(only_a, a.var, xp.where(only_b, b.var, var))
+    return Moments(weight, mean, var)
+
+
+def reduce_moments(parts: list) -> Moments:
+    """Merge a list of moments left to right, in their given order."""
+    total = parts[0]
+    for part in parts[1:]:
+        total = merge_moments(total, part)
+    return total
+
+
 #: A shifted sum is trusted when the shift is within 2**10 standard
 #: deviations of the mean; otherwise the column is recomputed block by block.
 _MAX_SHIFT_RATIO2 = float(2**20)
 
 
-def _shifted_sums(X, sample_weight, shift, blocks, n_jobs):
+def moment_blocks(n_rows: int, n_features: int, block_rows: int = BLOCK_ROWS) -> list:
+    """The ``(rows, columns)`` slices :func:`dense_moments` reads, in order.
+
+    ``block_rows`` rows at a time (the last block shorter), each in panels of
+    at most ``PANEL_COLUMNS`` columns: a column's blocks never depend on the
+    other columns.
+
+    Examples
+    --------
+    >>> moment_blocks(5, 1, block_rows=2)[:2]
+    [(slice(0, 2, None), slice(0, 1, None)), (slice(2, 4, None), slice(0, 1, None))]
+    """
+    rows = [slice(a, min(a + block_rows, n_rows)) for a in range(0, n_rows, block_rows)]
+    cols = [
+        slice(c, min(c + PANEL_COLUMNS, n_features)) for c in range(0, n_features, PANEL_COLUMNS)
+    ]
+    return [(r, c) for c in cols for r in rows]
+
+
+def _shifted_sums(X, w, shift, blocks, n_jobs):
     """Per block, ``(sum w d, sum w d^2)`` with ``d = x - shift``, in block order."""
-    n_features = X.shape[1]
-    rows = blocks[0].stop - blocks[0].start
-    # A C-contiguous float64 block is subtracted as one flat vector against a
-    # tiled shift: the same values as the broadcast, without its short loops.
-    flat = X.dtype == np.float64 and X.flags.c_contiguous
-    tile = np.tile(shift, rows) if flat else None
+    rows = blocks[0][0].stop - blocks[0][0].start
+    panel = max(c.stop - c.start for _, c in blocks)
     ones = aligned_empty(rows)
     ones.fill(1.0)
     local = threading.local()
 
     def one(block):
+        r, c = block
         buf = getattr(local, "buf", None)
         if buf is None:
-            buf = local.buf = aligned_empty(rows * n_features)
-        k = block.stop - block.start
-        d = buf[: k * n_features]
-        d2 = d.reshape(k, n_features)
-        w = ones[:k] if sample_weight is None else sample_weight[block]
+            buf = local.buf = aligned_empty(rows * panel)
+        k, width = r.stop - r.start, c.stop - c.start
+        d = buf[: k * width]
+        d2 = d.reshape(k, width)
+        wb = ones[:k] if w is None else w[r]
         with np.errstate(over="ignore", invalid="ignore"):  # errstate is per thread
-            if flat:
-                np.subtract(X[block].reshape(-1), tile[: k * n_features], out=d)
-            else:
-                np.subtract(X[block], shift, out=d2)
-            s1 = w @ d2
+            np.subtract(X[r, c], shift[c], out=d2)
+            s1 = wb @ d2
             np.multiply(d, d, out=d)
-            return s1, w @ d2
+            return s1, wb @ d2
 
     return map_blocks(one, blocks, n_jobs)
 
 
-def _shifted_moments(parts, shift, weight) -> tuple:
-    """Mean and variance from the per-block ``(sum w d, sum w d^2)`` of
-    ``d = x - shift``, summed in block order::
-
-        mu = shift + S1 / m          s2 = S2 / m - (S1 / m)^2
-
-    Returns ``(mu, s2, S1 / m)``; ``s2`` is not clipped at 0, and overflow or
-    a zero ``weight`` gives inf / NaN without a warning.
-    """
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        s1 = parts[0][0].copy()
-        s2 = parts[0][1].copy()
-        for p1, p2 in parts[1:]:
-            s1 += p1
-            s2 += p2
-        m1 = s1 / weight
-        return shift + m1, s2 / weight - m1 * m1, m1
+def _gather(parts, blocks, n_features) -> tuple:
+    """Sum the per-block ``(S1, S2)`` of each column, in row-block order."""
+    s1 = np.zeros(n_features)
+    s2 = np.zeros(n_features)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for (_, c), (p1, p2) in zip(blocks, parts, strict=True):
+            s1[c] += p1
+            s2[c] += p2
+    return s1, s2
 
 
-def _refine(X, sample_weight, columns, moments, blocks, n_jobs):
+def _refine(X, w, columns, moments, blocks_rows, n_jobs):
     """One more pass over ``columns``, shifted by their (merged) mean.
 
     Block moments merged with Chan's formula carry each block mean rounded
     to ``ulp(mean)``, which costs about ``ulp(mean) |delta| / s2`` of the
-    variance per merge (1e-9 for ``1e9 + N(0, 1)`` data in 500-row blocks).
-    Summing ``w d`` and ``w d^2`` with ``d = x - K`` for ``K`` that mean
-    (NaN-aware) is accurate to a few ``eps``.  Where these sums overflow,
-    the merged moments are kept.
+    variance per merge.  Summing ``w d`` and ``w d^2`` with ``d = x - K`` for
+    ``K`` that mean (NaN-aware) is accurate to a few ``eps``.  Where these
+    sums overflow, the merged moments are kept.
     """
     K = np.where(moments.weight > 0, moments.mean, 0.0)
 
-    def sums(block):
-        xb = np.asarray(X[block][:, columns], dtype=np.float64)
+    def sums(r):
+        xb = np.asarray(X[r][:, columns], dtype=np.float64)
         present = ~np.isnan(xb)
         W = present.astype(np.float64)
-        if sample_weight is not None:
-            W *= sample_weight[block][:, None]
+        if w is not None:
+            W *= w[r][:, None]
         with np.errstate(over="ignore", invalid="ignore"):
             d = np.where(present, xb - K, 0.0)
             Wd = W * d
             return Wd.sum(axis=0), (Wd * d).sum(axis=0)
 
     m = moments.weight
-    mean, var, _ = _shifted_moments(map_blocks(sums, blocks, n_jobs), K, m)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        s1 = np.zeros(len(columns))
+        s2 = np.zeros(len(columns))
+        for p1, p2 in map_blocks(sums, blocks_rows, n_jobs):
+            s1 += p1
+            s2 += p2
+        m1 = s1 / m
+        mean, var = K + m1, s2 / m - m1 * m1
     good = (m > 0) & np.isfinite(mean) & np.isfinite(var)
     return Moments(
         m,
@@ -470,195 +535,148 @@ def dense_moments(
     X: np.ndarray,
     sample_weight: np.ndarray | None = None,
     n_jobs: int | None = None,
-    block_bytes: int = BLOCK_BYTES,
+    block_rows: int = BLOCK_ROWS,
 ) -> Moments:
     """Moments of a dense 2-D array: one pass over the data, more for hard columns.
 
-    A batch that fits in one block gets :func:`block_moments`.  A larger one
-    is read block by block, in cache: each block contributes ``sum w d`` and
-    ``sum w d^2`` with ``d = x - K``, where the shift ``K`` is the (corrected
-    two-pass) mean of the first block (which is read twice), and::
+    A batch of at most ``block_rows`` rows gets :func:`block_moments`.  A
+    larger one is read block by block, in cache: each block contributes
+    ``sum w d`` and ``sum w d^2`` with ``d = x - K``, where the shift ``K`` is
+    the (corrected two-pass) mean of the first block (which is read twice),
+    and::
 
         mu = K + S1 / m          s2 = S2 / m - (S1 / m)^2
 
     This is the corrected two-pass formula with the shift ``K`` in place of a
-    first pass; its relative error is about ``eps (1 + (mu - K)^2 / s2)``,
-    and since ``s2 >= (m_1 / m) (mu_1 - mu)^2`` that is at most
-    ``eps (1 + m / m_1)``.  A column whose ``(mu - K)^2`` exceeds ``2^20 s2``
-    anyway, or that meets NaN or overflow, is recomputed block by block with
-    :func:`block_moments`, merged with :func:`merge_moments`, and refined by
-    one more shifted pass around the merged mean (``_refine``).  Either way,
-    variances within rounding of 0 are then set to 0 (:func:`snap_constant`,
-    ``n`` the rows of one block).
+    first pass; its relative error is about ``eps (1 + (mu - K)^2 / s2)``.  A
+    column whose ``(mu - K)^2`` exceeds ``2^20 s2``, or that meets NaN,
+    overflow or weights spanning more than 600 binary orders of magnitude,
+    is recomputed block by block with :func:`block_moments`, merged with
+    :func:`merge_moments`, and refined by one more shifted pass around the
+    merged mean.  A column whose variance is within rounding of 0 is then
+    checked for being constant (exactly its value and 0 if so); the variance
+    is never set to 0 otherwise.
 
-    The block partition depends only on the shape, no block's result depends
-    on the thread that computes it (BLAS runs on one thread in the shifted
-    pass), and blocks are merged in order, so the result is the same, bit for
-    bit, for every ``n_jobs`` and every memory layout.
+    The blocks depend only on the number of rows (and panels of columns), no
+    block's result depends on the thread that computes it (BLAS runs on one
+    thread here), and blocks are summed in order, so the result is the same,
+    bit for bit, for every ``n_jobs`` and every memory layout.
     """
     n_rows, n_features = X.shape
-    sample_weight, exponent = _unit_scale(sample_weight)
+    if n_rows <= block_rows:
+        return block_moments(X, sample_weight)
+    w, exponent, wide = _weight_scale(sample_weight)
+    moments = _unpinned_dense(X, w, wide, n_jobs, block_rows)
     if exponent:
-        moments = dense_moments(X, sample_weight, n_jobs, block_bytes)
-        return moments._replace(weight=np.ldexp(moments.weight, exponent))
-    blocks = row_blocks(n_rows, n_features, block_bytes)
-    block_rows = blocks[0].stop - blocks[0].start
-    if len(blocks) == 1:
-        return snap_constant(block_moments(X, sample_weight), block_rows)
+        moments = moments._replace(weight=np.ldexp(moments.weight, exponent))
+    suspect = np.flatnonzero(_suspect(moments, n_rows))
+    return _pin_constants(X, sample_weight, moments, suspect)
 
-    def weights(block):
-        return None if sample_weight is None else sample_weight[block]
 
-    with _single_threaded_blas():
-        first = block_moments(X[blocks[0]], weights(blocks[0]))
-        shift = np.where(first.weight > 0, first.mean, 0.0)
-        parts = _shifted_sums(X, sample_weight, shift, blocks, n_jobs)
-    total = float(n_rows) if sample_weight is None else float(sample_weight.sum())
+def _unpinned_dense(X, w, wide, n_jobs, block_rows) -> Moments:
+    n_rows, n_features = X.shape
+    rows = [slice(a, min(a + block_rows, n_rows)) for a in range(0, n_rows, block_rows)]
+    total = float(n_rows) if w is None else float(w.sum())
     weight = np.full(n_features, total)
-    mean, var, m1 = _shifted_moments(parts, shift, total)
-    with np.errstate(over="ignore", invalid="ignore"):
-        bad = ~(np.isfinite(mean) & np.isfinite(var) & (m1 * m1 <= _MAX_SHIFT_RATIO2 * var))
-    if total == 0:
-        bad[:] = True
+    if total == 0 or wide:
+        bad = np.ones(n_features, dtype=bool)
+        mean = np.zeros(n_features)
+        var = np.zeros(n_features)
+    else:
+        blocks = moment_blocks(n_rows, n_features, block_rows)
+        with _single_threaded_blas():
+            first = _unpinned_block(
+                np.ascontiguousarray(X[rows[0]], dtype=np.float64),
+                None if w is None else w[rows[0]],
+                False,
+            )
+            shift = np.where(first.weight > 0, first.mean, 0.0)
+            parts = _shifted_sums(X, w, shift, blocks, n_jobs)
+        s1, s2 = _gather(parts, blocks, n_features)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            m1 = s1 / total
+            mean, var = shift + m1, s2 / total - m1 * m1
+            bad = ~(np.isfinite(mean) & np.isfinite(var) & (m1 * m1 <= _MAX_SHIFT_RATIO2 * var))
     if bad.any():
         columns = np.flatnonzero(bad)
         raise_if_infinite(X, columns)
 
-        def careful(block):
-            return block_moments(X[block][:, columns], weights(block))
+        def careful(r):
+            xb = np.ascontiguousarray(X[r][:, columns], dtype=np.float64)
+            return _unpinned_block(xb, None if w is None else w[r], wide)
 
         with _single_threaded_blas():
-            safe = reduce_moments(map_blocks(careful, blocks, n_jobs))
-        safe = _refine(X, sample_weight, columns, safe, blocks, n_jobs)
+            safe = reduce_moments(map_blocks(careful, rows, n_jobs))
+        safe = _refine(X, w, columns, safe, rows, n_jobs)
         weight[bad], mean[bad], var[bad] = safe
-    return snap_constant(Moments(weight, mean, np.maximum(var, 0.0)), block_rows)
+    return Moments(weight, mean, np.maximum(var, 0.0))
 
 
 def sparse_moments(X, sample_weight: np.ndarray | None = None) -> Moments:
-    """Moments of a SciPy CSR/CSC matrix or array, implicit zeros included."""
-    from sklearn.utils.sparsefuncs import mean_variance_axis
+    """Moments of a SciPy CSR/CSC matrix or array, implicit zeros included.
 
-    mean, var, weight = mean_variance_axis(
-        X.astype(np.float64), axis=0, weights=sample_weight, return_sum_weights=True
+    Duplicate entries are summed first (SciPy's meaning of a non-canonical
+    matrix).  Per column, the explicit values get the careful moments of
+    :func:`_careful_moments` (weights as proportions of the column's own
+    total, so no weight underflows and no sum overflows), the implicit zeros
+    are one group of mean 0 and variance 0, and the two are merged with
+    :func:`merge_moments`.  Constant columns are exact, as in the dense path.
+    """
+    import scipy.sparse as sp
+
+    X = sp.csc_matrix(X, dtype=np.float64, copy=True)
+    X.sum_duplicates()
+    n_rows, n_features = X.shape
+    counts = np.diff(X.indptr)
+    col = np.repeat(np.arange(n_features), counts)
+    data = X.data
+    w_row = np.ones(n_rows) if sample_weight is None else sample_weight
+    w_entry = w_row[X.indices]
+    present = ~np.isnan(data) & (w_entry > 0)
+
+    def per_column(values):
+        return np.bincount(col, weights=values, minlength=n_features)
+
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
+        w_p = np.where(present, w_entry, 0.0)
+        w_max = np.zeros(n_features)
+        np.maximum.at(w_max, col, w_p)
+        scaled = w_p / np.where(w_max > 0, w_max, 1.0)[col]
+        scaled_total = per_column(scaled)
+        p = scaled / np.where(scaled_total > 0, scaled_total, 1.0)[col]
+        x0 = np.where(present, data, 0.0)
+        mean = per_column(p * x0)
+        d = np.where(present, x0 - mean[col], 0.0)
+        pd = p * d
+        correction = per_column(pd)
+        correction = np.where(np.isfinite(correction), correction, 0.0)
+        spread = per_column(pd * d)
+        var = np.where(np.isinf(spread), spread, spread - correction * correction)
+        mean = mean + correction
+    explicit_weight = per_column(w_p)
+    explicit = Moments(
+        explicit_weight,
+        np.where(explicit_weight > 0, mean, 0.0),
+        np.where(explicit_weight > 0, np.maximum(var, 0.0), 0.0),
     )
-    weight = np.asarray(weight, dtype=np.float64)
-    nan = np.isnan(X.data)
-    if nan.any():
-        # NaN weight is subtracted from the total, which leaves rounding dust
-        # (not 0) in a column of NaN only: find those columns by counting.
-        coo = X.tocoo()
-        positive = np.ones(X.shape[0], bool) if sample_weight is None else sample_weight > 0
-        nan_rows = np.isnan(coo.data) & positive[coo.row]
-        missing = np.bincount(coo.col[nan_rows], minlength=X.shape[1])
-        weight = np.where(positive.sum() - missing == 0, 0.0, weight)
-    mean = np.where(weight > 0, mean, 0.0).astype(np.float64)
-    var = np.where(weight > 0, np.maximum(var, 0.0), 0.0).astype(np.float64)
-    return snap_constant(Moments(weight, mean, var), X.shape[0])
+    lo = np.full(n_features, np.inf)
+    hi = np.full(n_features, -np.inf)
+    np.minimum.at(lo, col[present], data[present])
+    np.maximum.at(hi, col[present], data[present])
+    explicit = _pinned(explicit, np.arange(n_features), lo, hi)
+    # The implicit zeros: the rows with no entry in the column.
+    if sample_weight is None:
+        zero_weight = (n_rows - counts).astype(np.float64)
+    else:
+        zero_weight = np.maximum(float(sample_weight.sum()) - per_column(w_entry), 0.0)
+        zero_weight[counts == n_rows] = 0.0
+    zeros = Moments(zero_weight, np.zeros(n_features), np.zeros(n_features))
+    return merge_moments(explicit, zeros)
 
 
 def unbiased_variance(moments: Moments, xp=np):
     """``s2 * m / (m - 1)`` (Bessel's correction); NaN where ``m <= 1``."""
     m = moments.weight
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         corrected = moments.var * (m / (m - 1))
     return xp.where(m > 1, corrected, xp.full_like(corrected, float("nan")))
-
-
-def averaging_factor(n_updates, momentum: float | None, init: str = "debiased", xp=np, dtype=None):
-    """The step ``alpha`` of the update that is a statistic's ``n_updates``-th.
-
-    * ``momentum=None``: ``alpha = 1 / t``, the cumulative average.
-    * ``init="keras"``: ``alpha = 1 - momentum``, the Keras update
-      ``S <- momentum S + (1 - momentum) b``.
-    * ``init="debiased"``: ``alpha = (1 - momentum) / W_t`` with
-      ``W_t = momentum W_{t-1} + (1 - momentum) = 1 - momentum^t``, the
-      exponential average started at 0 and divided by its accumulated weight.
-
-    ``n_updates`` is an integer array of the namespace ``xp``; ``alpha`` is of
-    ``dtype`` (default: the namespace's highest float precision on the device).
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> averaging_factor(np.array([1, 2, 4]), None).tolist()
-    [1.0, 0.5, 0.25]
-    >>> averaging_factor(np.array([1, 2]), 0.5).tolist()
-    [1.0, 0.6666666666666666]
-    >>> averaging_factor(np.array([1, 2]), 0.5, "keras").tolist()
-    [0.5, 0.5]
-    """
-    if xp is np:
-        t = np.asarray(n_updates, dtype=np.float64 if dtype is None else dtype)
-    else:
-        if dtype is None:
-            from sklearn.utils._array_api import _max_precision_float_dtype, device
-
-            dtype = _max_precision_float_dtype(xp, device(n_updates))
-        t = xp.astype(n_updates, dtype)
-    if momentum is None:
-        return 1.0 / t
-    step = 1.0 - momentum
-    if init == "keras":
-        return xp.full_like(t, step)
-    return step / (1.0 - momentum**t)
-
-
-def move_toward(S, b, alpha, xp=np):
-    """``S + alpha * (b - S)``; exactly ``b`` where ``alpha == 1``.
-
-    Where ``b - S`` overflows (``S`` and ``b`` of opposite signs near the
-    float64 limit) the equivalent ``(1 - alpha) S + alpha b`` is used, which
-    stays finite for finite inputs.
-    """
-    if xp is np:  # the same steps, with NumPy's cheaper array methods
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = S + alpha * (b - S)
-            if not np.isfinite(out).all():
-                out = np.where(np.isfinite(out), out, (1.0 - alpha) * S + alpha * b)
-        exact = alpha == 1.0
-        return np.where(exact, b, out) if exact.any() else out
-    out = S + alpha * (b - S)
-    wide = ~xp.isfinite(out)
-    if xp.any(wide):
-        out = xp.where(wide, (1.0 - alpha) * S + alpha * b, out)
-    return xp.where(alpha == 1.0, b, out)
-
-
-def moving_update(S, n_updates, b, mask, momentum: float | None, init: str, xp=np) -> tuple:
-    """One step of a moving statistic: ``S <- S + alpha (b - S)`` where ``mask``.
-
-    Parameters
-    ----------
-    S : array of shape (n_features,)
-        The moving statistic.
-    n_updates : array of int of shape (n_features,)
-        How many batches have updated each feature's ``S`` so far.
-    b : array of shape (n_features,)
-        The batch statistic (ignored where ``mask`` is False).
-    mask : array of bool of shape (n_features,)
-        The features this batch updates.
-    momentum, init
-        As in :func:`averaging_factor`.
-    xp : array namespace, default=numpy
-        The namespace of the arrays.
-
-    Returns
-    -------
-    S_new, n_updates_new : array
-        New arrays; the inputs are not modified.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> S, t = moving_update(np.zeros(2), np.zeros(2, int), np.array([4.0, 8.0]),
-    ...                      np.array([True, False]), None, "debiased")
-    >>> S.tolist(), t.tolist()
-    ([4.0, 0.0], [1, 0])
-    """
-    if mask.all() if xp is np else xp.all(mask):
-        t = n_updates + 1
-        return move_toward(S, b, averaging_factor(t, momentum, init, xp, S.dtype), xp), t
-    t = n_updates + xp.astype(mask, n_updates.dtype)
-    alpha = averaging_factor(xp.maximum(t, xp.ones_like(t)), momentum, init, xp, S.dtype)
-    moved = move_toward(S, xp.where(mask, b, S), alpha, xp)
-    return xp.where(mask, moved, S), t

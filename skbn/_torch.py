@@ -27,21 +27,18 @@ import inspect
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 from ._weights import (
+    LayerExport,
     check_values,
     check_zero_divisor,
     complement,
-    layer_arrays,
-    load,
     unrepresentable_features,
 )
 
 if TYPE_CHECKING:
     import torch
 
-    from ._scaler import BatchNormScaler
 
 __all__ = ["from_torch", "to_torch"]
 
@@ -69,28 +66,13 @@ def _has_bias_option(torch) -> bool:
     return "bias" in inspect.signature(torch.nn.BatchNorm1d.__init__).parameters
 
 
-def _batches_tracked(scaler: BatchNormScaler) -> int:
-    """The ``num_batches_tracked`` that makes the module continue like ``scaler``.
-
-    PyTorch uses it only for ``momentum=None``, as the ``t`` of ``alpha = 1/t``.
-    That is ``n_batches_seen_``, except when every statistic has another,
-    common, update count (a scaler loaded with ``set_weights``, whose loaded
-    statistics count as one batch): then that count.
-    """
-    if scaler.momentum is None:
-        counts = np.concatenate([scaler._mean_updates_, scaler._var_updates_])
-        if counts.min() == counts.max():
-            return int(counts[0])
-    return int(scaler.n_batches_seen_)
-
-
-def to_torch(scaler: BatchNormScaler, dtype: torch.dtype | None = None) -> torch.nn.BatchNorm1d:
+def to_torch(scaler: LayerExport, dtype: torch.dtype | None = None) -> torch.nn.BatchNorm1d:
     """A ``torch.nn.BatchNorm1d`` in eval mode whose output is ``scaler.transform``.
 
     Parameters
     ----------
-    scaler : BatchNormScaler
-        A fitted scaler.
+    scaler : LayerExport
+        What the fitted scaler exports (``BatchNormScaler._export()``).
     dtype : torch.dtype, default=None
         Floating dtype of the module's parameters and buffers; ``None`` means
         ``torch.get_default_dtype()`` (float32 unless changed).
@@ -131,14 +113,13 @@ def to_torch(scaler: BatchNormScaler, dtype: torch.dtype | None = None) -> torch
     with ``momentum=None``), and where none of the substitutions above apply.
     """
     torch = _import_torch()
-    check_is_fitted(scaler)
     if dtype is None:
         dtype = torch.get_default_dtype()
     if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
         raise TypeError(
             f"dtype must be a floating torch.dtype, e.g. torch.float32; got {dtype!r}."
         )
-    arrays = layer_arrays(scaler)
+    arrays = scaler.arrays
     epsilon = float(scaler.epsilon)
     tensors = {name: torch.tensor(arr, dtype=dtype) for name, arr in arrays.items()}
     rounded = {name: _numpy(t) for name, t in tensors.items()}
@@ -168,7 +149,7 @@ def to_torch(scaler: BatchNormScaler, dtype: torch.dtype | None = None) -> torch
     with torch.no_grad():
         module.running_mean.copy_(tensors["moving_mean"])
         module.running_var.copy_(tensors["moving_variance"])
-        module.num_batches_tracked.fill_(_batches_tracked(scaler))
+        module.num_batches_tracked.fill_(scaler.batches_tracked)
         if module.weight is not None:
             module.weight.copy_(tensors["gamma"])
         if module.bias is not None:
@@ -186,19 +167,18 @@ def _frozen_constant(param, value: float) -> bool:
     return param is not None and not param.requires_grad and bool((param == value).all())
 
 
-def from_torch(module: torch.nn.BatchNorm1d, cls: type[BatchNormScaler]) -> BatchNormScaler:
+def from_torch(module: torch.nn.BatchNorm1d) -> tuple:
     """A fitted ``cls`` that transforms like ``module`` in eval mode.
 
     Parameters
     ----------
     module : torch.nn.BatchNorm1d
         With ``track_running_stats=True``, ``momentum`` in (0, 1] or None.
-    cls : type
-        ``BatchNormScaler`` or a subclass.
 
     Returns
     -------
-    scaler : cls
+    params, arrays, n_batches : dict, dict, int
+        What ``BatchNormScaler._from_layer`` builds the scaler from:
         ``momentum = 1 - module.momentum`` (``None`` stays ``None``),
         ``epsilon = eps``, ``unbiased=True``, ``init="keras"``,
         ``scale`` / ``center`` where the module has a ``weight`` / ``bias``
@@ -267,26 +247,23 @@ def from_torch(module: torch.nn.BatchNorm1d, cls: type[BatchNormScaler]) -> Batc
 
     scale = weight is not None and not _frozen_constant(module.weight, 1.0)
     center = bias is not None and not _frozen_constant(module.bias, 0.0)
+    params = {
+        "momentum": complement(momentum),
+        "epsilon": epsilon,
+        "unbiased": True,
+        "init": "keras",
+        "center": center,
+        "scale": scale,
+    }
     n_features = mean.shape[0]
-    scaler = cls(
-        momentum=complement(momentum),
-        epsilon=epsilon,
-        unbiased=True,
-        init="keras",
-        center=center,
-        scale=scale,
-        gamma=weight.copy() if scale else 1.0,
-        beta=bias.copy() if center else 0.0,
-    )
-    scaler._check_params()
-    n_batches = int(module.num_batches_tracked)
-    load(
-        scaler,
-        gamma=weight if scale else np.ones(n_features),
-        beta=bias if center else np.zeros(n_features),
-        moving_mean=mean,
-        moving_var=var,
-        updates=n_batches,
-        n_batches_seen=n_batches,
-    )
-    return scaler
+    arrays = {
+        "moving_mean": mean,
+        "moving_variance": var,
+        "gamma": weight if scale else np.ones(n_features),
+        "beta": bias if center else np.zeros(n_features),
+    }
+    if not scale:
+        del arrays["gamma"]
+    if not center:
+        del arrays["beta"]
+    return params, arrays, int(module.num_batches_tracked)

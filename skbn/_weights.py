@@ -23,29 +23,53 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
-from ._stats import averaging_factor
+from ._averaging import averaging_factor
 
 if TYPE_CHECKING:
-    from ._scaler import BatchNormScaler
+    from ._state import State
 
 __all__ = [
+    "LayerExport",
     "check_values",
     "check_zero_divisor",
     "complement",
     "get_weights",
     "layer_arrays",
-    "load",
-    "load_settled",
-    "set_weights",
+    "parse_weights",
     "unrepresentable_features",
     "warm_count",
     "weight_names",
 ]
+
+
+class LayerExport(NamedTuple):
+    """What a bridge gets to build a layer equivalent to a fitted scaler.
+
+    Attributes
+    ----------
+    arrays : dict
+        :func:`layer_arrays`: ``gamma``, ``beta``, ``moving_mean``,
+        ``moving_variance`` (float64, neutral values substituted).
+    n_features_in_ : int
+    momentum : float, None or str
+    epsilon : float
+    center, scale : bool
+    batches_tracked : int
+        PyTorch's ``num_batches_tracked`` (the ``t`` of ``momentum=None``).
+    """
+
+    arrays: dict
+    n_features_in_: int
+    momentum: object
+    epsilon: float
+    center: bool
+    scale: bool
+    batches_tracked: int
+
 
 #: The names of the weights, in Keras order.
 KERAS_ORDER = ("gamma", "beta", "moving_mean", "moving_variance")
@@ -63,38 +87,24 @@ def weight_names(center: bool, scale: bool) -> list:
     return [name for name in KERAS_ORDER if used[name]]
 
 
-def get_weights(scaler: BatchNormScaler) -> list:
+def get_weights(state: State, center: bool, scale: bool) -> list:
     """``[gamma_, beta_, moving_mean_, moving_var_]`` as new float64 arrays.
 
     ``gamma_`` is left out when ``scale=False`` and ``beta_`` when
     ``center=False``, as Keras's ``BatchNormalization.get_weights`` does.
 
-    Parameters
-    ----------
-    scaler : BatchNormScaler
-        A fitted scaler.
-
     Returns
     -------
     weights : list of ndarray of shape (n_features,)
-        Copies: changing them does not change ``scaler``.
-
-    Raises
-    ------
-    sklearn.exceptions.NotFittedError
-        If ``scaler`` is not fitted.
+        Copies: changing them does not change the state.
     """
-    check_is_fitted(scaler)
     arrays = {
-        "gamma": scaler.gamma_,
-        "beta": scaler.beta_,
-        "moving_mean": scaler.moving_mean_,
-        "moving_variance": scaler.moving_var_,
+        "gamma": state.gamma,
+        "beta": state.beta,
+        "moving_mean": state.averages.mean,
+        "moving_variance": state.averages.var,
     }
-    return [
-        np.array(arrays[name], dtype=np.float64)
-        for name in weight_names(scaler.center, scaler.scale)
-    ]
+    return [np.array(arrays[name], dtype=np.float64) for name in weight_names(center, scale)]
 
 
 def complement(value: float | None) -> float | None:
@@ -144,7 +154,7 @@ def warm_count(momentum: float | None) -> int:
     >>> warm_count(None), warm_count(0.0), warm_count(0.5), warm_count(0.99)
     (1, 1, 55, 3725)
     """
-    if momentum is None or momentum == 0:
+    if momentum is None or isinstance(momentum, str) or momentum == 0:
         return 1
     step = 1.0 - momentum
     # 1 - momentum**t rounds to 1 once momentum**t <= 2**-54, from about
@@ -192,133 +202,31 @@ def check_values(arrays: dict) -> None:
         )
 
 
-def load(
-    scaler: BatchNormScaler,
-    *,
-    gamma: np.ndarray,
-    beta: np.ndarray,
-    moving_mean: np.ndarray,
-    moving_var: np.ndarray,
-    updates: int,
-    n_batches_seen: int,
-) -> None:
-    """Give ``scaler`` a complete fitted state in one assignment.
-
-    Every statistic's update count is ``updates``.  ``n_samples_seen_`` is 0
-    and ``n_batches_seen_`` is ``n_batches_seen``: they count what this
-    scaler has seen, and loaded weights carry no sample count.  The arrays
-    must already be validated float64 arrays of one length.
-    """
-    n_features = moving_mean.shape[0]
-    counts = np.full(n_features, updates, dtype=np.int64)
-    scaler.__dict__.update(
-        n_features_in_=n_features,
-        gamma_=gamma,
-        beta_=beta,
-        moving_mean_=moving_mean,
-        moving_var_=moving_var,
-        n_batches_seen_=int(n_batches_seen),
-        n_samples_seen_=0,
-        _mean_updates_=counts,
-        _var_updates_=counts.copy(),
-        _samples_per_feature_=np.zeros(n_features),
-        _weighted_=False,
-    )
-
-
-def load_settled(scaler: BatchNormScaler, arrays: dict) -> None:
-    """Make the unfitted ``scaler`` a fitted one holding ``arrays`` as a settled average.
-
-    ``arrays`` maps weight names to validated float64 vectors of one length
-    (``gamma`` / ``beta`` only when they are among the weights); ``gamma_``
-    and ``beta_`` come from the ``gamma`` / ``beta`` parameters where they are
-    not.  Every update count is :func:`warm_count`, and no batch has been
-    seen.  Used by :func:`set_weights` on an unfitted scaler and ``from_keras``.
-    """
-    from ._scaler import _check_affine
-
-    n_features = arrays["moving_mean"].shape[0]
-    scaler._check_params()
-    gamma = arrays.get("gamma")
-    beta = arrays.get("beta")
-    load(
-        scaler,
-        gamma=_check_affine(scaler.gamma, "gamma", n_features) if gamma is None else gamma,
-        beta=_check_affine(scaler.beta, "beta", n_features) if beta is None else beta,
-        moving_mean=arrays["moving_mean"],
-        moving_var=arrays["moving_variance"],
-        updates=warm_count(scaler.momentum),
-        n_batches_seen=0,
-    )
-
-
-def set_weights(scaler: BatchNormScaler, weights: Iterable) -> BatchNormScaler:
-    """Load ``[gamma, beta, moving_mean, moving_variance]`` into ``scaler``.
+def parse_weights(weights: Iterable, center: bool, scale: bool, expected: int | None) -> dict:
+    """Validate ``[gamma, beta, moving_mean, moving_variance]`` for ``set_weights``.
 
     ``gamma`` is expected only when ``scale=True`` and ``beta`` only when
     ``center=True`` (the order of :func:`get_weights`).  Every array must be
-    1-d, finite, of one length (``n_features_in_`` on a fitted scaler), and
-    the moving variance >= 0.  If anything is wrong a ``ValueError`` (or a
-    ``TypeError`` for values that are not numbers) says what was expected
-    and what was given, and ``scaler`` is left exactly as it was.
-
-    *Fitted scaler*: the values are replaced; the counts
-    (``n_samples_seen_``, ``n_batches_seen_`` and each statistic's update
-    count) are kept, so the averaging goes on as before with the new values.
-    A statistic that no batch had updated yet gets :func:`warm_count`.
-
-    *Unfitted scaler*: it becomes a fitted one with ``n_features_in_`` the
-    length of the arrays, ``gamma_`` / ``beta_`` from the ``gamma`` / ``beta``
-    parameters when they are not among the weights, ``n_samples_seen_ = 0``
-    and ``n_batches_seen_ = 0`` (it has seen no data), and each statistic's
-    update count at :func:`warm_count`: the loaded values are a settled
-    average, which the next :meth:`~skbn.BatchNormScaler.partial_fit` moves by
-    ``alpha = 1 - momentum`` whatever ``init`` is (exactly what a Keras layer
-    with these weights would do), or, with ``momentum=None``, counts as one
-    batch (``alpha = 1/2`` for the next batch).  A later ``fit`` forgets the
-    loaded weights, as it forgets everything learned.
-
-    Parameters
-    ----------
-    scaler : BatchNormScaler
-        Fitted or not.
-    weights : list of array-like of shape (n_features,)
-        ``[gamma, beta, moving_mean, moving_variance]``, without ``gamma``
-        when ``scale=False`` and without ``beta`` when ``center=False``.
-
-    Returns
-    -------
-    scaler : BatchNormScaler
-        The same object, fitted.
-
-    Raises
-    ------
-    ValueError
-        Wrong number of arrays, wrong shapes, non-finite values, a negative
-        variance, or (unfitted) invalid parameters.
-    TypeError
-        ``weights`` is not a list of arrays, or holds values that are not
-        numbers.
+    1-d, finite, of one length (``expected``, the fitted width, when not
+    None), and the moving variance >= 0.  Returns the arrays by name, as new
+    float64 vectors; raises a ``ValueError`` (or a ``TypeError`` for values
+    that are not numbers) that says what was expected and what was given.
     """
-    from ._scaler import _atomic
-
     if isinstance(weights, (str, bytes, dict)) or not isinstance(weights, Iterable):
         raise TypeError(
             "weights must be a list of arrays [gamma, beta, moving_mean, "
             f"moving_variance] (as returned by get_weights); got {type(weights).__name__}."
         )
     weights = list(weights)
-    names = weight_names(scaler.center, scaler.scale)
+    names = weight_names(center, scale)
     if len(weights) != len(names):
         raise ValueError(
-            f"Expected {len(names)} weight arrays {names} (center={scaler.center}, "
-            f"scale={scaler.scale}; gamma is left out when scale=False and beta when "
+            f"Expected {len(names)} weight arrays {names} (center={center}, "
+            f"scale={scale}; gamma is left out when scale=False and beta when "
             f"center=False, as in Keras); got {len(weights)}."
         )
     arrays = {name: _as_vector(w, name) for name, w in zip(names, weights, strict=True)}
-    fitted = hasattr(scaler, "n_batches_seen_")
-    if fitted:
-        expected = scaler.n_features_in_
+    if expected is not None:
         where = f"this scaler was fitted on {expected} features"
     else:
         expected = arrays["moving_mean"].shape[0]
@@ -333,28 +241,12 @@ def set_weights(scaler: BatchNormScaler, weights: Iterable) -> BatchNormScaler:
     if expected == 0:
         raise ValueError("The weights are empty: at least one feature is needed.")
     check_values(arrays)
-
-    with _atomic(scaler):
-        if fitted:
-            gamma = arrays.get("gamma", scaler.gamma_)
-            beta = arrays.get("beta", scaler.beta_)
-            warm = warm_count(scaler.momentum)
-            mean_updates = np.where(scaler._mean_updates_ == 0, warm, scaler._mean_updates_)
-            var_updates = np.where(scaler._var_updates_ == 0, warm, scaler._var_updates_)
-            scaler.__dict__.update(
-                gamma_=np.array(gamma, dtype=np.float64),
-                beta_=np.array(beta, dtype=np.float64),
-                moving_mean_=arrays["moving_mean"],
-                moving_var_=arrays["moving_variance"],
-                _mean_updates_=mean_updates.astype(np.int64),
-                _var_updates_=var_updates.astype(np.int64),
-            )
-        else:
-            load_settled(scaler, arrays)
-    return scaler
+    return arrays
 
 
-def layer_arrays(scaler: BatchNormScaler) -> dict:
+def layer_arrays(
+    state: State, epsilon: float, substitute, *, center: bool, scale: bool, with_mean: bool
+) -> dict:
     """The float64 weights of a layer whose inference output equals ``transform``.
 
     A batch-normalization layer computes
@@ -363,9 +255,10 @@ def layer_arrays(scaler: BatchNormScaler) -> dict:
 
     * ``scale=False``: ``gamma = 1``;  ``center=False``: ``beta = 0``;
     * ``with_mean=False``: ``mean = 0`` (the layer always subtracts it);
-    * ``moving_var_ + epsilon == 0`` (a constant feature with
-      ``epsilon=0``): the scaler divides by 1 there, so ``var = 1``
-      (``sqrt(1 + 0) = 1``).
+    * where the scaler divides by 1 (``substitute``: the features whose
+      divisor is guarded, a constant feature with a tiny ``epsilon``):
+      ``var = 1 - epsilon`` (at least 0), so that ``sqrt(var + epsilon) = 1``;
+      ``with_std=False`` (``substitute=None``): every feature so.
 
     Returns
     -------
@@ -373,15 +266,18 @@ def layer_arrays(scaler: BatchNormScaler) -> dict:
         ``gamma``, ``beta``, ``moving_mean``, ``moving_variance``: new
         float64 arrays of shape (n_features,).
     """
-    check_is_fitted(scaler)
-    n = scaler.n_features_in_
-    var = np.array(scaler.moving_var_, dtype=np.float64)
-    var[var + scaler.epsilon == 0] = 1.0
+    n = state.n_features
+    var = np.array(state.averages.var, dtype=np.float64)
+    one = max(1.0 - epsilon, 0.0)
+    if substitute is None:
+        var[:] = one
+    else:
+        var[np.asarray(substitute)] = one
     return {
-        "gamma": np.array(scaler.gamma_, dtype=np.float64) if scaler.scale else np.ones(n),
-        "beta": np.array(scaler.beta_, dtype=np.float64) if scaler.center else np.zeros(n),
+        "gamma": np.array(state.gamma, dtype=np.float64) if scale else np.ones(n),
+        "beta": np.array(state.beta, dtype=np.float64) if center else np.zeros(n),
         "moving_mean": (
-            np.array(scaler.moving_mean_, dtype=np.float64) if scaler.with_mean else np.zeros(n)
+            np.array(state.averages.mean, dtype=np.float64) if with_mean else np.zeros(n)
         ),
         "moving_variance": var,
     }

@@ -325,7 +325,7 @@ def test_dataframe_names_checked_on_later_calls():
     pdf = _frame(_data(seed=19))
     scaler = BatchNormScaler().fit(dd.from_pandas(pdf, npartitions=2))
     renamed = dd.from_pandas(pdf.rename(columns={"a": "z"}), npartitions=2)
-    before = dict(scaler.__dict__)
+    before = scaler.__getstate__()
     with pytest.raises(ValueError, match="feature names"):
         scaler.partial_fit(renamed)
     _assert_unchanged(scaler, before)
@@ -418,19 +418,19 @@ def test_transform_is_lazy_and_snapshots_the_statistics():
 
 
 def _assert_unchanged(scaler, before):
-    assert scaler.__dict__.keys() == before.keys()
+    assert scaler.__getstate__().keys() == before.keys()
     for key, value in before.items():
         if isinstance(value, np.ndarray):
-            np.testing.assert_array_equal(scaler.__dict__[key], value)
+            np.testing.assert_array_equal(scaler.__getstate__()[key], value)
         else:
-            assert scaler.__dict__[key] == value, key
+            assert scaler.__getstate__()[key] == value, key
 
 
 def test_infinity_refused_on_the_workers_state_unchanged(scheduler):
     X = _data(seed=23)
     pdf = _frame(X)
     scaler = BatchNormScaler().fit(dd.from_pandas(pdf, npartitions=2))
-    before = dict(scaler.__dict__)
+    before = scaler.__getstate__()
     bad = pdf.copy()
     bad.iloc[450, 2] = -np.inf
     with pytest.raises(ValueError, match=r"infinity in feature\(s\) \['c'\]"):
@@ -467,7 +467,7 @@ def test_bad_weights_refused_state_unchanged(scheduler, bad_weight, match):
     X, w = _data(seed=24), _weights(600)
     w[500] = bad_weight
     scaler = BatchNormScaler().partial_fit(X[:100])
-    before = dict(scaler.__dict__)
+    before = scaler.__getstate__()
     for weight in (da.from_array(w, chunks=200), w):
         with pytest.raises(ValueError, match=match):
             scaler.partial_fit(da.from_array(X, chunks=150), sample_weight=weight)
@@ -503,7 +503,7 @@ def test_input_errors():
     X = _data(seed=26)
     Xd = da.from_array(X, chunks=150)
     scaler = BatchNormScaler().fit(Xd)
-    before = dict(scaler.__dict__)
+    before = scaler.__getstate__()
     with pytest.raises(ValueError, match="expecting 4 features"):
         scaler.partial_fit(Xd[:, :3])
     _assert_unchanged(scaler, before)

@@ -660,6 +660,7 @@ def test_clone_keeps_parameters_and_drops_fitted_state():
         gamma=gamma,
         beta=beta,
         with_mean=False,
+        with_std=False,
         batch_size=7,
         n_jobs=2,
         copy=False,

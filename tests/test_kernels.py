@@ -80,11 +80,11 @@ BLOCK = 8 * 5 * 16  # 16 rows per block of 5 features: 26 blocks of 403 rows
 def test_dense_moments_same_bits_for_every_n_jobs_and_layout(dtype, weighted):
     X = _data(dtype)
     w = np.random.default_rng(1).random(len(X)) if weighted else None
-    reference = _stats.dense_moments(X, w, block_bytes=BLOCK)
-    assert len(_stats.row_blocks(*X.shape, BLOCK)) > 20
+    reference = _stats.dense_moments(X, w, block_rows=16)
+    assert len(_stats.moment_blocks(*X.shape, 16)) > 20
     for name, data in layouts(X).items():
         for n_jobs in N_JOBS:
-            got = _stats.dense_moments(data, w, n_jobs=n_jobs, block_bytes=BLOCK)
+            got = _stats.dense_moments(data, w, n_jobs=n_jobs, block_rows=16)
             try:
                 assert_same_moments(got, reference)
             except AssertionError as exc:
@@ -94,7 +94,7 @@ def test_dense_moments_same_bits_for_every_n_jobs_and_layout(dtype, weighted):
 def test_dense_moments_does_not_write_to_its_input():
     for name, data in layouts(_data(np.float64)).items():
         before = data.copy()
-        _stats.dense_moments(data, n_jobs=2, block_bytes=BLOCK)
+        _stats.dense_moments(data, n_jobs=2, block_rows=16)
         assert_same_bits(data, before, name)
 
 
@@ -130,10 +130,10 @@ def _check_exact(got, X, w, rtol=1e-12, check_var=True):
 def test_dense_moments_many_blocks_match_exact(dtype, weighted):
     X = _hard_columns(dtype)
     w = np.random.default_rng(3).integers(0, 5, size=len(X)).astype(float) if weighted else None
-    got = _stats.dense_moments(X, w, block_bytes=8 * 5 * 16)
+    got = _stats.dense_moments(X, w, block_rows=16)
     _check_exact(got, X, w)
     for n_jobs in N_JOBS:  # the same bits, so the same accuracy
-        assert_same_moments(_stats.dense_moments(X, w, n_jobs, 8 * 5 * 16), got)
+        assert_same_moments(_stats.dense_moments(X, w, n_jobs, 16), got)
 
 
 def _far_shift_case():
@@ -159,29 +159,29 @@ def test_fallback_guard_when_shift_is_far_from_mean(n_jobs, monkeypatch):
     # must recompute those columns (only those) block by block.
     X, w = _far_shift_case()
     calls = []
-    block_moments = _stats.block_moments
+    unpinned = _stats._unpinned_block
 
-    def spy(block, weights=None):
+    def spy(block, weights, wide):
         calls.append(block.shape)
-        return block_moments(block, weights)
+        return unpinned(block, weights, wide)
 
-    monkeypatch.setattr(_stats, "block_moments", spy)
-    got = _stats.dense_moments(X, w, n_jobs=n_jobs, block_bytes=8 * 5 * 16)
-    n_blocks = len(_stats.row_blocks(*X.shape, 8 * 5 * 16))
+    monkeypatch.setattr(_stats, "_unpinned_block", spy)
+    got = _stats.dense_moments(X, w, n_jobs=n_jobs, block_rows=16)
+    n_blocks = len(_stats.moment_blocks(*X.shape, 16))
     assert len(calls) == 1 + n_blocks  # the first block, then every block again
     # only the bad columns, every block once (threads may call in any order)
     last_rows = X.shape[0] - 16 * (n_blocks - 1)
     assert sorted(calls[1:]) == sorted([(16, 3)] * (n_blocks - 1) + [(last_rows, 3)])
     _check_exact(got, X, w, check_var=False)
     monkeypatch.undo()
-    assert_same_moments(_stats.dense_moments(X, w, block_bytes=8 * 5 * 16), got)
+    assert_same_moments(_stats.dense_moments(X, w, block_rows=16), got)
 
 
 @pytest.mark.parametrize("n_jobs", N_JOBS)
 def test_nan_columns_take_careful_path_same_bits_and_exact_mean(n_jobs):
     X, _ = _nan_case()
-    got = _stats.dense_moments(X, n_jobs=n_jobs, block_bytes=8 * 5 * 16)
-    assert_same_moments(got, _stats.dense_moments(X, block_bytes=8 * 5 * 16))
+    got = _stats.dense_moments(X, n_jobs=n_jobs, block_rows=16)
+    assert_same_moments(got, _stats.dense_moments(X, block_rows=16))
     _check_exact(got, X, None, check_var=False)
 
 
@@ -191,7 +191,7 @@ def test_nan_columns_take_careful_path_same_bits_and_exact_mean(n_jobs):
 @pytest.mark.parametrize("case", ["far shift", "NaN"])
 def test_careful_path_variance_exact(case):
     X, w = _far_shift_case() if case == "far shift" else _nan_case()
-    _check_exact(_stats.dense_moments(X, w, block_bytes=8 * 5 * 16), X, w)
+    _check_exact(_stats.dense_moments(X, w, block_rows=16), X, w)
 
 
 def test_spec_large_offset_with_nan_in_wide_data():
@@ -384,7 +384,7 @@ def test_inf_in_last_block_refused_by_partial_fit(n_jobs):
     X = _data(np.float64, n=120_000)
     assert len(_stats.row_blocks(*X.shape)) == 3
     scaler = BatchNormScaler(n_jobs=n_jobs).fit(X)
-    before = {k: np.copy(v) for k, v in vars(scaler).items() if k.endswith("_")}
+    before = {k: np.copy(v) for k, v in scaler.__getstate__().items() if k.endswith("_")}
     bad = X.copy()
     bad[-1, 4] = np.inf
     for name, data in layouts(bad).items():

@@ -311,7 +311,9 @@ def test_no_floating_point_warning_near_float_max():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mean = BatchNormScaler().fit(X).moving_mean_
-    np.testing.assert_array_equal(mean, 0.0)
+    # The exact mean is 0; blocks that mix the three values have inexact
+    # means, so the result is 0 to within rounding of the data (eps * 1e308).
+    assert np.all(np.abs(mean) <= 4 * np.finfo(np.float64).eps * 1e308)
 
 
 VARIANCE_SCALES = [
@@ -433,7 +435,7 @@ def _per_feature_arrays(scaler):
     n = scaler.n_features_in_
     return {
         k: v.copy()
-        for k, v in vars(scaler).items()
+        for k, v in scaler.__getstate__().items()
         if k.endswith("_") and isinstance(v, np.ndarray) and v.shape == (n,)
     }
 

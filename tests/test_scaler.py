@@ -25,7 +25,7 @@ def _state(scaler):
     """Every attribute of a scaler, arrays copied, for bit-for-bit comparison."""
     return {
         k: (v.copy() if isinstance(v, np.ndarray) else v)
-        for k, v in vars(scaler).items()
+        for k, v in scaler.__getstate__().items()
         if k.endswith("_")
     }
 

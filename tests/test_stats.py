@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from exact import assert_close_to_exact, exact_batch
 
-from skbn import _stats
+from skbn import _averaging, _stats
 
 
 def _exact_columns(X, w=None):
@@ -62,7 +62,7 @@ def test_dense_moments_many_blocks_match_exact():
     X = rng.normal(1e6, 1.0, size=(301, 3))
     X[rng.random(X.shape) < 0.1] = np.nan
     w = rng.random(301)
-    got = _stats.dense_moments(X, w, block_bytes=8 * 3 * 16)  # 16 rows a block
+    got = _stats.dense_moments(X, w, block_rows=16)  # 16 rows a block
     m, mu, s2 = _exact_columns(X, w)
     assert_close_to_exact(got.mean, mu, 1e-15)
     assert_close_to_exact(got.var, s2, 1e-9)
@@ -72,9 +72,9 @@ def test_dense_moments_many_blocks_match_exact():
 def test_dense_moments_same_bits_for_every_n_jobs_and_layout(n_jobs):
     rng = np.random.default_rng(3)
     X = rng.normal(size=(5000, 7))
-    reference = _stats.dense_moments(X, block_bytes=4096)
+    reference = _stats.dense_moments(X, block_rows=73)
     for data in (X, np.asfortranarray(X), np.repeat(X, 2, axis=1)[:, ::2]):
-        got = _stats.dense_moments(data, n_jobs=n_jobs, block_bytes=4096)
+        got = _stats.dense_moments(data, n_jobs=n_jobs, block_rows=73)
         for a, b in zip(got, reference, strict=True):
             np.testing.assert_array_equal(a, b)
 
@@ -89,7 +89,7 @@ def test_huge_values_do_not_overflow():
     assert s2[0] > Fraction(np.finfo(np.float64).max)  # not representable:
     assert got.var[0] == np.inf
     Y = np.full((1000, 1), 1.2e154) + np.arange(1000)[:, None] * 1e151
-    got = _stats.dense_moments(Y, block_bytes=800)
+    got = _stats.dense_moments(Y, block_rows=100)
     m, mu, s2 = _exact_columns(Y)
     assert_close_to_exact(got.mean, mu, 1e-14)
     assert_close_to_exact(got.var, s2, 1e-10)
@@ -100,13 +100,13 @@ def test_constant_column_has_exactly_zero_variance():
     X[:, 1] = 1e9 + 0.3
     w = np.random.default_rng(4).random(999)
     for weights in (None, w):
-        got = _stats.dense_moments(X, weights, block_bytes=8 * 2 * 100)
+        got = _stats.dense_moments(X, weights, block_rows=100)
         assert got.var.tolist() == [0.0, 0.0]
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.1, 0.5, 0.9, 0.99, 0.999999])
 def test_debiased_first_step_is_exactly_one(momentum):
-    assert _stats.averaging_factor(np.array([1]), momentum)[0] == 1.0
+    assert _averaging.averaging_factor(np.array([1]), momentum)[0] == 1.0
 
 
 def test_debiased_factor_matches_weight_recurrence():
@@ -115,26 +115,26 @@ def test_debiased_factor_matches_weight_recurrence():
     for t in range(1, 60):
         W = m * W + (1 - m)
         expected = (1 - m) / W
-        got = _stats.averaging_factor(np.array([t]), momentum)[0]
+        got = _averaging.averaging_factor(np.array([t]), momentum)[0]
         assert abs(Fraction(got) - expected) <= Fraction(1e-13) * expected
 
 
 def test_cumulative_and_keras_factors():
     t = np.arange(1, 6)
-    assert _stats.averaging_factor(t, None).tolist() == [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5]
-    assert _stats.averaging_factor(t, 0.75, "keras").tolist() == [0.25] * 5
+    assert _averaging.averaging_factor(t, None).tolist() == [1, 1 / 2, 1 / 3, 1 / 4, 1 / 5]
+    assert _averaging.averaging_factor(t, 0.75, "keras").tolist() == [0.25] * 5
 
 
 def test_move_toward_alpha_one_takes_batch_value_exactly():
     S = np.array([1e20, -3.0])
     b = np.array([1.0, 0.1])
-    assert _stats.move_toward(S, b, np.array([1.0, 1.0])).tolist() == [1.0, 0.1]
+    assert _averaging.move_toward(S, b, np.array([1.0, 1.0])).tolist() == [1.0, 0.1]
 
 
 def test_move_toward_does_not_overflow():
     S = np.array([-1.5e308])
     b = np.array([1.5e308])
-    out = _stats.move_toward(S, b, np.array([0.5]))
+    out = _averaging.move_toward(S, b, np.array([0.5]))
     assert np.isfinite(out).all() and abs(out[0]) < 1e300
 
 

@@ -13,8 +13,8 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from skbn import BatchNormScaler
-from skbn._stats import averaging_factor
-from skbn._weights import complement, layer_arrays, warm_count
+from skbn._averaging import averaging_factor
+from skbn._weights import complement, warm_count
 
 FLAGS = list(itertools.product([True, False], repeat=2))  # (center, scale)
 GAMMA = np.array([2.0, -0.5, 1.5])
@@ -28,11 +28,11 @@ def data(seed=0, n=40, n_features=3):
 
 def snapshot(scaler):
     """Every attribute, arrays copied, for an exact before/after comparison."""
-    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in vars(scaler).items()}
+    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in scaler.__getstate__().items()}
 
 
 def assert_same_state(scaler, before):
-    after = vars(scaler)
+    after = scaler.__getstate__()
     assert after.keys() == before.keys()
     for key, value in before.items():
         if isinstance(value, np.ndarray):
@@ -287,7 +287,7 @@ def test_layer_arrays_give_the_transform(center, scale, with_mean, epsilon):
         center=center, scale=scale, with_mean=with_mean, epsilon=epsilon, gamma=GAMMA, beta=BETA
     ).fit(X)
     assert scaler.moving_var_[2] == 0
-    arrays = layer_arrays(scaler)
+    arrays = scaler._export().arrays
     assert arrays["moving_variance"][2] == (1.0 if epsilon == 0 else 0.0)
     Xt = scaler.transform(X)
     assert np.all(np.isfinite(Xt))

@@ -1,0 +1,307 @@
+"""How the moving statistics follow the batch moments: one table of modes.
+
+A batch ``B`` arrives as its per-feature :class:`~skbn._stats.Moments`
+(weight ``m``, mean ``mu``, biased variance ``s2``).  Every mode turns the
+current :class:`Averages` and those moments into new :class:`Averages`; the
+table :data:`MODES` holds one entry per mode, and :func:`mode_of` picks the
+entry a ``momentum`` value selects.  Adding a mode means adding an entry.
+
+Per-statistic modes move each statistic ``S`` (mean or variance) toward its
+batch value ``b`` by a step ``alpha`` (one factor serves every such mode, as
+in PyTorch's ``BatchNorm``)::
+
+    S_j <- S_j + alpha_j * (b_j - S_j)
+
+with ``t`` the number of batches that have updated that statistic:
+
+============  =====================  ==========================================
+mode          momentum               alpha
+============  =====================  ==========================================
+last          ``0``                  ``1`` (the statistics of the last batch)
+exponential   float in (0, 1)        ``1 - momentum`` (``init="keras"``), or
+                                     ``(1 - momentum) / (1 - momentum**t)``
+                                     (``init="debiased"``)
+cumulative    ``None``               ``1 / t``
+============  =====================  ==========================================
+
+The joint mode ``pooled`` (``momentum="pooled"``) merges the batch into the
+exact weighted mean and biased variance of every value seen (Chan, Golub and
+LeVeque), and reports the variance times ``n / (n - 1)`` with
+``unbiased=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from ._stats import Moments, merge_moments, unbiased_variance
+
+__all__ = [
+    "MODES",
+    "Averages",
+    "Mode",
+    "averaging_factor",
+    "mode_of",
+    "move_toward",
+    "moving_update",
+    "start",
+    "update",
+]
+
+
+class Averages(NamedTuple):
+    """What the averaging rule keeps per feature (all arrays of shape (n_features,)).
+
+    Attributes
+    ----------
+    mean, var : array of float
+        The moving mean and moving variance.
+    mean_count, var_count : array of int
+        How many batches have updated each statistic (``t``).
+    weight : array of float
+        The total weight (number of samples, or sum of sample weights) seen.
+    pooled_var : array of float
+        The biased variance of every value seen (pooled mode only; 0 otherwise).
+    """
+
+    mean: np.ndarray
+    var: np.ndarray
+    mean_count: np.ndarray
+    var_count: np.ndarray
+    weight: np.ndarray
+    pooled_var: np.ndarray
+
+
+def start(n_features: int, xp=np, dtype=None, device=None) -> Averages:
+    """The starting averages: mean 0, variance 1 (as in Keras), nothing counted."""
+    if xp is np:
+        zeros, count = np.zeros(n_features), np.zeros(n_features, dtype=np.int64)
+        return Averages(
+            zeros, np.ones(n_features), count, count.copy(), zeros.copy(), zeros.copy()
+        )
+    zeros = xp.zeros(n_features, dtype=dtype, device=device)
+    count = xp.zeros(n_features, dtype=xp.int64, device=device)
+    ones = xp.ones(n_features, dtype=dtype, device=device)
+    return Averages(zeros, ones, count, xp.asarray(count, copy=True), zeros, zeros)
+
+
+def averaging_factor(n_updates, momentum: float | None, init: str = "debiased", xp=np, dtype=None):
+    """The step ``alpha`` of the update that is a statistic's ``n_updates``-th.
+
+    * ``momentum=None``: ``alpha = 1 / t``, the cumulative average.
+    * ``init="keras"``: ``alpha = 1 - momentum``, the Keras update
+      ``S <- momentum S + (1 - momentum) b``.
+    * ``init="debiased"``: ``alpha = (1 - momentum) / W_t`` with
+      ``W_t = momentum W_{t-1} + (1 - momentum) = 1 - momentum^t``, the
+      exponential average started at 0 and divided by its accumulated weight.
+      ``W_t`` is computed as ``-expm1(t log1p(momentum - 1))``, accurate to a
+      few ``eps`` even for a momentum within ``1e-15`` of 1, where
+      ``1 - momentum**t`` would cancel.
+
+    ``n_updates`` is an integer array of the namespace ``xp``; ``alpha`` is of
+    ``dtype`` (default: the namespace's highest float precision on the device).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> averaging_factor(np.array([1, 2, 4]), None).tolist()
+    [1.0, 0.5, 0.25]
+    >>> averaging_factor(np.array([1, 2]), 0.5).tolist()
+    [1.0, 0.6666666666666666]
+    >>> averaging_factor(np.array([1, 2]), 0.5, "keras").tolist()
+    [0.5, 0.5]
+    """
+    if xp is np:
+        t = np.asarray(n_updates, dtype=np.float64 if dtype is None else dtype)
+    else:
+        if dtype is None:
+            from sklearn.utils._array_api import _max_precision_float_dtype, device
+
+            dtype = _max_precision_float_dtype(xp, device(n_updates))
+        t = xp.astype(n_updates, dtype)
+    if momentum is None:
+        return 1.0 / t
+    step = 1.0 - momentum  # exact for momentum in [0.5, 1) (Sterbenz)
+    if init == "keras" or momentum == 0:
+        return xp.full_like(t, step)
+    with np.errstate(divide="ignore"):
+        log_m = float(np.log1p(momentum - 1.0))
+    return step / -xp.expm1(t * log_m)
+
+
+def move_toward(S, b, alpha, xp=np):
+    """``S + alpha * (b - S)``; exactly ``b`` where ``alpha == 1``.
+
+    Where ``b - S`` overflows (``S`` and ``b`` of opposite signs near the
+    float64 limit) the equivalent ``(1 - alpha) S + alpha b`` is used, which
+    stays finite for finite inputs.
+    """
+    if xp is np:  # the same steps, with NumPy's cheaper array methods
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = S + alpha * (b - S)
+            if not np.isfinite(out).all():
+                out = np.where(np.isfinite(out), out, (1.0 - alpha) * S + alpha * b)
+        exact = alpha == 1.0
+        return np.where(exact, b, out) if exact.any() else out
+    out = S + alpha * (b - S)
+    wide = ~xp.isfinite(out)
+    if xp.any(wide):
+        out = xp.where(wide, (1.0 - alpha) * S + alpha * b, out)
+    return xp.where(alpha == 1.0, b, out)
+
+
+def moving_update(S, n_updates, b, mask, factor: Callable, xp=np) -> tuple:
+    """One step of a moving statistic: ``S <- S + alpha (b - S)`` where ``mask``.
+
+    Parameters
+    ----------
+    S : array of shape (n_features,)
+        The moving statistic.
+    n_updates : array of int of shape (n_features,)
+        How many batches have updated each feature's ``S`` so far.
+    b : array of shape (n_features,)
+        The batch statistic (ignored where ``mask`` is False).
+    mask : array of bool of shape (n_features,)
+        The features this batch updates.
+    factor : callable
+        ``factor(t)``: the step ``alpha`` of each statistic's ``t``-th update.
+    xp : array namespace, default=numpy
+
+    Returns
+    -------
+    S_new, n_updates_new : array
+        New arrays; the inputs are not modified.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> S, t = moving_update(np.zeros(2), np.zeros(2, int), np.array([4.0, 8.0]),
+    ...                      np.array([True, False]), lambda t: 1.0 / t)
+    >>> S.tolist(), t.tolist()
+    ([4.0, 0.0], [1, 0])
+    """
+    if mask.all() if xp is np else xp.all(mask):
+        t = n_updates + 1
+        return move_toward(S, b, factor(t), xp), t
+    t = n_updates + xp.astype(mask, n_updates.dtype)
+    alpha = factor(xp.maximum(t, xp.ones_like(t)))
+    moved = move_toward(S, xp.where(mask, b, S), alpha, xp)
+    return xp.where(mask, moved, S), t
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One averaging mode.
+
+    Attributes
+    ----------
+    name : str
+    selects : callable
+        ``selects(momentum)``: whether this mode is the one ``momentum`` means.
+    factor : callable or None
+        Per-statistic modes: ``factor(t, momentum, init, xp, dtype)``, the step
+        ``alpha`` of a statistic's ``t``-th update.
+    merge : callable or None
+        Joint modes: ``merge(averages, moments, unbiased, xp)`` -> Averages.
+    keyword : str or None
+        The string value of ``momentum`` that selects the mode, if any.
+    """
+
+    name: str
+    selects: Callable
+    factor: Callable | None = None
+    merge: Callable | None = None
+    keyword: str | None = None
+
+
+def _is_float(momentum) -> bool:
+    return momentum is not None and not isinstance(momentum, str)
+
+
+def _pooled(avg: Averages, batch: Moments, unbiased: bool, xp=np) -> Averages:
+    """Merge ``batch`` into the pooled moments of everything seen (Chan et al.)."""
+    merged = merge_moments(Moments(avg.weight, avg.mean, avg.pooled_var), batch, xp)
+    updated = batch.weight > 0
+    if unbiased:
+        var = unbiased_variance(merged, xp)
+        var_updated = updated & (merged.weight > 1)
+    else:
+        var, var_updated = merged.var, updated
+    one = xp.astype(updated, avg.mean_count.dtype)
+    return Averages(
+        xp.where(updated, merged.mean, avg.mean),
+        xp.where(var_updated, var, avg.var),
+        avg.mean_count + one,
+        avg.var_count + xp.astype(var_updated, avg.var_count.dtype),
+        merged.weight,
+        xp.where(updated, merged.var, avg.pooled_var),
+    )
+
+
+#: The averaging modes, in the order they are tried by :func:`mode_of`.
+MODES = {
+    "last": Mode(
+        "last",
+        selects=lambda m: _is_float(m) and m == 0,
+        factor=lambda t, m, init, xp, dtype: averaging_factor(t, 0.0, "keras", xp, dtype),
+    ),
+    "exponential": Mode(
+        "exponential",
+        selects=_is_float,
+        factor=lambda t, m, init, xp, dtype: averaging_factor(t, float(m), init, xp, dtype),
+    ),
+    "cumulative": Mode(
+        "cumulative",
+        selects=lambda m: m is None,
+        factor=lambda t, m, init, xp, dtype: averaging_factor(t, None, init, xp, dtype),
+    ),
+    "pooled": Mode("pooled", selects=lambda m: m == "pooled", merge=_pooled, keyword="pooled"),
+}
+
+#: The string values ``momentum`` accepts (for the parameter constraints).
+KEYWORDS = frozenset(mode.keyword for mode in MODES.values() if mode.keyword)
+
+
+def mode_of(momentum) -> Mode:
+    """The entry of :data:`MODES` that ``momentum`` selects.
+
+    Examples
+    --------
+    >>> [mode_of(m).name for m in (0, 0.99, None, "pooled")]
+    ['last', 'exponential', 'cumulative', 'pooled']
+    """
+    for mode in MODES.values():
+        if mode.selects(momentum):
+            return mode
+    raise ValueError(f"momentum={momentum!r} selects no averaging mode.")
+
+
+def update(
+    avg: Averages, batch: Moments, *, momentum, init: str, unbiased: bool, xp=np
+) -> Averages:
+    """The averages after one batch whose per-feature moments are ``batch``.
+
+    A feature with no weight in the batch is not updated by it; with
+    ``unbiased=True`` a feature with weight ``<= 1`` updates its mean but not
+    its variance.  Nothing is modified in place.
+    """
+    mode = mode_of(momentum)
+    if mode.merge is not None:
+        return mode.merge(avg, batch, unbiased, xp)
+    dtype = avg.mean.dtype
+
+    def factor(t):
+        return mode.factor(t, momentum, init, xp, dtype)
+
+    update_mean = batch.weight > 0
+    if unbiased:
+        batch_var, update_var = unbiased_variance(batch, xp), batch.weight > 1
+    else:
+        batch_var, update_var = batch.var, update_mean
+    mean, mean_count = moving_update(avg.mean, avg.mean_count, batch.mean, update_mean, factor, xp)
+    var, var_count = moving_update(avg.var, avg.var_count, batch_var, update_var, factor, xp)
+    return Averages(mean, var, mean_count, var_count, avg.weight + batch.weight, avg.pooled_var)
