@@ -186,9 +186,16 @@ def _drop_missing_optional_pages(app, docname, source):
 
 
 def _names_missing(line, missing):
-    """A toctree entry, or a one-line "* :doc:`page`: ..." bullet, of a missing page."""
+    """A toctree entry, a one-line bullet or a table row that opens with a missing page.
+
+    That is ``page``, ``* :doc:`page`...`` (reST) or ``| {doc}`page` |...``
+    (a MyST table row).
+    """
     text = line.strip()
-    return text in missing or any(text.startswith(f"* :doc:`{name}`") for name in missing)
+    starts = ("* :doc:`{}`", "| {{doc}}`{}`")
+    return text in missing or any(
+        text.startswith(start.format(name)) for name in missing for start in starts
+    )
 
 
 def _reread_pages_listing_optional_ones(app, env, added, changed, removed):
