@@ -32,6 +32,7 @@ LeVeque), and reports the variance times ``n / (n - 1)`` with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -128,9 +129,14 @@ def averaging_factor(n_updates, momentum: float | None, init: str = "debiased", 
     step = 1.0 - momentum  # exact for momentum in [0.5, 1) (Sterbenz)
     if init == "keras" or momentum == 0:
         return xp.full_like(t, step)
+    return step / -xp.expm1(t * _log_momentum(momentum))
+
+
+@functools.lru_cache(maxsize=64)
+def _log_momentum(momentum: float) -> float:
+    """``log(momentum)``, as ``log1p`` of the exact ``momentum - 1`` near 1."""
     with np.errstate(divide="ignore"):
-        log_m = float(np.log1p(momentum - 1.0))
-    return step / -xp.expm1(t * log_m)
+        return float(np.log1p(momentum - 1.0))
 
 
 def move_toward(S, b, alpha, xp=np):
@@ -302,6 +308,22 @@ def update(
         batch_var, update_var = unbiased_variance(batch, xp), batch.weight > 1
     else:
         batch_var, update_var = batch.var, update_mean
+    if xp is np and avg.mean_count is avg.var_count and update_var is update_mean:
+        # Both statistics share their counts (the usual case): one factor.
+        everywhere = bool(update_mean.all())
+        if everywhere:
+            count = avg.mean_count + 1
+            alpha = factor(count)
+            with np.errstate(over="ignore", invalid="ignore"):
+                mean = avg.mean + alpha * (batch.mean - avg.mean)
+                var = avg.var + alpha * (batch_var - avg.var)
+                fine = np.isfinite(mean).all() and np.isfinite(var).all()
+            if not fine or (alpha == 1.0).any():  # the careful forms (move_toward)
+                mean = move_toward(avg.mean, batch.mean, alpha)
+                var = move_toward(avg.var, batch_var, alpha)
+            return Averages(mean, var, count, count, avg.weight + batch.weight, avg.pooled_var)
     mean, mean_count = moving_update(avg.mean, avg.mean_count, batch.mean, update_mean, factor, xp)
     var, var_count = moving_update(avg.var, avg.var_count, batch_var, update_var, factor, xp)
+    if xp is np and np.array_equal(mean_count, var_count):
+        var_count = mean_count  # shared again: the next batch needs one factor
     return Averages(mean, var, mean_count, var_count, avg.weight + batch.weight, avg.pooled_var)

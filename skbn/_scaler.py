@@ -13,6 +13,7 @@ other libraries through :mod:`skbn._interop`.
 
 from __future__ import annotations
 
+import weakref
 from numbers import Integral, Real
 
 import numpy as np
@@ -55,6 +56,7 @@ _CHEAP_PARAMS = (
     "with_mean", "with_std", "batch_size", "n_jobs", "copy",
 )  # fmt: skip
 
+
 def _is_float32_frame(X) -> bool:
     """A polars DataFrame whose columns are all Float32 (scikit-learn cannot
     see a polars frame's dtype and would pick float64)."""
@@ -93,6 +95,10 @@ def _fix_hint(message: str) -> str | None:
 
 
 _STUBS: dict = {}
+
+# Affine coefficients per estimator, for the state they were made from: a
+# cache, not fitted state, so it lives outside the object.
+_COEFFICIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _stub(estimator) -> BaseEstimator:
@@ -355,7 +361,20 @@ class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, Base
         """The one place that writes fitted state: every attribute of
         ``state`` in one atomic update of ``__dict__`` (readers copy it in
         one step, so they see all of it or none).  Writers hold the write lock."""
-        attributes = to_attributes(state, self._xp(state))
+        xp = self._xp(state)
+        if xp is np:  # published arrays are never written again
+            for array in state.averages:
+                array.flags.writeable = False
+            frozen = {}
+            for name in ("gamma", "beta"):
+                array = getattr(state, name)
+                if array.flags.writeable:  # maybe the user's own array: a copy
+                    array = array.copy()
+                    array.flags.writeable = False
+                    frozen[name] = array
+            if frozen:
+                state = state.replace(**frozen)
+        attributes = to_attributes(state, xp)
         if state.feature_names is None:  # a refit without names drops them
             self.__dict__.pop("feature_names_in_", None)
         self.__dict__.update(attributes)
@@ -454,7 +473,8 @@ class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, Base
         checked where they are used, when fitting starts)."""
         if get_config()["skip_parameter_validation"]:
             return
-        key = tuple((type(v).__name__, v) for v in map(self.__dict__.get, _CHEAP_PARAMS))
+        values = tuple(map(self.__dict__.get, _CHEAP_PARAMS))
+        key = (values, tuple(map(type, values)))
         if key != self.__dict__.get("_checked_params"):
             self._validate_params()
             self._checked_params = key
@@ -561,6 +581,8 @@ class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, Base
         self : object
             Fitted scaler.
         """
+        if sample_weight is None and type(X) is np.ndarray and self._plain_batch(X):
+            return self
         handler = _collections.handler_for(X, sample_weight)
         if handler is not None:
             return self._fit_collection(handler, X, sample_weight, first=False)
@@ -581,6 +603,36 @@ class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, Base
             moments = self._moments(X, sample_weight, names, xp, device)
             self._publish(self._advance(state, moments, sample_weight is not None, xp))
         return self
+
+    def _plain_batch(self, X) -> bool:
+        """``partial_fit(X)`` for the commonest small batch, as cheaply as
+        possible: a C-contiguous float64 ndarray of at most
+        ``_stats.BLOCK_ROWS`` rows and the fitted width, no weights, a NumPy
+        state without feature names, data needing only the fast moments.
+        Everything else (and anything doubtful) returns False and takes the
+        full path, which gives the same bits."""
+        d = self.__dict__
+        if (
+            X.ndim != 2
+            or X.dtype != np.float64
+            or not X.flags.c_contiguous
+            or not 0 < X.shape[0] <= _stats.BLOCK_ROWS
+            or d.get("n_features_in_") != X.shape[1]
+            or "feature_names_in_" in d
+            or type(d.get("moving_mean_")) is not np.ndarray
+        ):
+            return False
+        self._check_params()
+        with np.errstate(over="ignore", invalid="ignore"):
+            moments = _stats.plain_block_moments(X)
+        if moments is None:
+            return False
+        with _write_lock(self):
+            state = self._current_state()
+            if state is None or state.n_features != X.shape[1] or state.feature_names is not None:
+                return False
+            self._publish(self._advance(state, moments, False))
+        return True
 
     def _fit_collection(self, handler, X, sample_weight, *, first: bool):
         """``fit`` (``first=True``) or ``partial_fit`` of a collection that
@@ -622,8 +674,31 @@ class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, Base
     # -- transforming ------------------------------------------------------------
 
     def _coefficients(self, state: State | None = None, xp=np):
-        """``(shift, factor, offset)`` of the affine map; ``None`` leaves a term out."""
+        """``(shift, factor, offset)`` of the affine map; ``None`` leaves a term out.
+
+        Kept (outside the object) for the published arrays they were made
+        from, which are read-only: the next call with the same state and
+        parameters reuses them."""
         state = self._fitted_state() if state is None else state
+        if xp is not np:
+            return self._make_coefficients(state, xp)
+        avg = state.averages
+        sources = (avg.mean, avg.var, avg.weight, state.gamma, state.beta)
+        params = (self.epsilon, self.with_mean, self.with_std, self.center, self.scale)
+        cached = _COEFFICIENTS.get(self)
+        # the cache holds its source arrays, so their ids cannot be reused
+        if (
+            cached is not None
+            and cached[1] == params
+            and all(a is b for a, b in zip(cached[0], sources, strict=True))
+        ):
+            return cached[2]
+        coefficients = self._make_coefficients(state, np)
+        if not any(a.flags.writeable for a in sources):
+            _COEFFICIENTS[self] = (sources, params, coefficients)
+        return coefficients
+
+    def _make_coefficients(self, state: State, xp):
         gamma = state.gamma if self.scale else None
         if self.with_std:
             factor = transform_coefficients(state.averages, self.epsilon, gamma, xp)
@@ -653,7 +728,10 @@ class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, Base
                 feature_names=names,
                 materialize=not inverse and self._output_container() != "default",
             )  # fmt: skip
-        xp, is_numpy, device = _array_api.namespace(X_in)
+        if type(X_in) is np.ndarray and isinstance(state.averages.mean, np.ndarray):
+            xp, is_numpy, device = np, True, None  # NumPy whatever the dispatch
+        else:
+            xp, is_numpy, device = _array_api.namespace(X_in)
         if xp is not np:  # array_api_dispatch is on
             self._check_same_namespace(X_in, method)
         names = state.feature_names

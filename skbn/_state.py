@@ -82,7 +82,11 @@ class State:
         """``n_samples_seen_`` as in ``StandardScaler``: an int (a float when
         weighted) when every feature has seen the same weight, else an array."""
         samples = self.averages.weight
-        if samples.shape[0] and xp.min(samples) == xp.max(samples):
+        if xp is np and samples.shape[0] and samples[0] == samples[-1]:
+            uniform = bool((samples == samples[0]).all())
+        else:
+            uniform = bool(samples.shape[0]) and bool(xp.min(samples) == xp.max(samples))
+        if uniform:
             return float(samples[0]) if self.weighted else int(samples[0])
         return samples if self.weighted else xp.astype(samples, xp.int64)
 

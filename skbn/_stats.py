@@ -325,12 +325,17 @@ def _careful_moments(X: np.ndarray, w: np.ndarray | None) -> Moments:
 def _fast_block(X: np.ndarray, w: np.ndarray, total: float) -> tuple:
     """The corrected two-pass moments of one block (BLAS), without checks."""
     with np.errstate(over="ignore", invalid="ignore"):
-        mean = (w @ X) / total
-        d = X - mean
-        correction = (w @ d) / total
-        np.multiply(d, d, out=d)
-        var = (w @ d) / total - correction * correction
-        mean += correction
+        return _fast_block_unguarded(X, w, total)
+
+
+def _fast_block_unguarded(X: np.ndarray, w: np.ndarray, total: float) -> tuple:
+    """:func:`_fast_block` for callers that already ignore overflow warnings."""
+    mean = (w @ X) / total
+    d = X - mean
+    correction = (w @ d) / total
+    np.multiply(d, d, out=d)
+    var = (w @ d) / total - correction * correction
+    mean += correction
     return mean, var
 
 
@@ -368,13 +373,36 @@ def block_moments(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Mom
     return _pin_constants(X, sample_weight, moments, np.flatnonzero(_suspect(moments, len(X))))
 
 
+_ONES = np.ones(BLOCK_ROWS)
+_ONES.setflags(write=False)
+
+
+def plain_block_moments(X: np.ndarray) -> Moments | None:
+    """:func:`block_moments` of a C-contiguous float64 block of at most
+    ``BLOCK_ROWS`` rows without weights, when it needs nothing but the fast
+    path (no NaN, no overflow, no variance within rounding of 0); None
+    otherwise.  The same bits as :func:`block_moments` when not None.
+
+    Overflow and invalid-value warnings must be off (``np.errstate``) in the
+    caller: this is the small-batch path, where entering it costs.
+    """
+    n = X.shape[0]
+    total = float(n)
+    mean, var = _fast_block_unguarded(X, _ONES[:n], total)
+    bound = n * _EPS * var + (n * mean * _EPS) ** 2
+    if not (var > bound).all() or not np.isfinite(mean).all():
+        return None
+    return Moments(np.full(X.shape[1], total), mean, var)
+
+
 def _unpinned_block(X: np.ndarray, w: np.ndarray | None, wide: bool) -> Moments:
     n_rows, n_features = X.shape
     total = float(n_rows) if w is None else float(w.sum())
     if total == 0 or wide:
         raise_if_infinite(X)
         return _careful_moments(X, w)
-    mean, var = _fast_block(X, np.ones(n_rows) if w is None else w, total)
+    ones = _ONES[:n_rows] if n_rows <= BLOCK_ROWS else np.ones(n_rows)
+    mean, var = _fast_block(X, ones if w is None else w, total)
     weight = np.full(n_features, total)
     bad = ~np.isfinite(mean + var)
     if bad.any():
