@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -161,7 +163,7 @@ def _chunk_moments(source, features, rows, cache, bar, counter) -> Iterator[Mome
     """Pass 1: the moments of each chunk of ``rows`` rows, caching what was read."""
 
     def read() -> Iterator:
-        for table in source.batches():
+        for table in prefetch(source.batches()):
             if cache is not None:
                 cache.add(table)
             bar.update(table.num_rows)
@@ -224,16 +226,69 @@ def _fit_scaler(scaler, moments: Iterable, features: list[str]):
     )
 
 
-def _transform_pass(tables, sink, features, mapper, options, bar) -> int:
-    """Pass 2: map the scaled columns of each table and write it; the rows written."""
-    check, digits = options
+def _mapped(tables, features, mapper, check) -> Iterator:
     n_rows = 0
     for table in tables:
-        out = replace_values(table, features, mapper, check, n_rows)
-        sink.write(out, round_columns=features, digits=digits)
+        yield replace_values(table, features, mapper, check, n_rows)
         n_rows += table.num_rows
-        bar.update(table.num_rows)
+
+
+def _transform_pass(tables, sink, features, mapper, options, bar) -> int:
+    """Pass 2: map the scaled columns of each table and write it; the rows written.
+
+    Reading and mapping run a table ahead of writing, in another thread.
+    """
+    check, digits = options
+    n_rows = 0
+    for out in prefetch(_mapped(tables, features, mapper, check)):
+        sink.write(out, round_columns=features, digits=digits)
+        n_rows += out.num_rows
+        bar.update(out.num_rows)
     return n_rows
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterable, depth: int = 2) -> Iterator:
+    """The items of ``items``, produced up to ``depth`` ahead in a thread.
+
+    The producer's exception is raised here; leaving the loop early stops
+    the producer at its next item.  Parsing (polars) and NumPy release the
+    GIL, so reading the next batch overlaps the work on this one.
+    """
+    box: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_DONE, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put((_DONE, exc))
+
+    threading.Thread(target=produce, daemon=True, name="skbn-prefetch").start()
+    try:
+        while True:
+            item, exc = box.get()
+            if exc is not None:
+                raise exc
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
 
 
 # -- the public functions ----------------------------------------------------------
