@@ -17,6 +17,7 @@ NEEDS_AN_EXTRA = {
     "skbn/_dask.py": "dask",
     "skbn/onnx.py": "onnx",
     "skbn/river.py": "river",
+    "skbn/spark.py": "spark",
     "tests/test_array_api.py": "torch, array-api-strict",
     "tests/test_cli.py": "cli, pandas",
     "tests/test_dask.py": "dask",
@@ -29,6 +30,7 @@ NEEDS_AN_EXTRA = {
     "tests/test_reference_layers.py": "keras, torch",
     "tests/test_reliability.py": "skops, river",
     "tests/test_river.py": "river",
+    "tests/test_spark.py": "spark",
     "tests/test_torch.py": "torch",
     "tests/upstream/test_flax_batchnorm.py": "flax",
     # a port of scikit-learn 1.9's own tests, using its private helpers (move_to)
