@@ -25,6 +25,35 @@ def _max_rel_diff(estimate: np.ndarray, exact: np.ndarray) -> float:
     return float(np.max(np.abs(estimate[nonzero] - exact[nonzero]) / np.abs(exact[nonzero])))
 
 
+_HEADER = [
+    "feature",
+    "mean (exact)",
+    "momentum=None",
+    "momentum=0.99",
+    "var ddof=1 (exact)",
+    "momentum=None",
+    "momentum=0.99",
+]
+
+
+def _rows(exact, exact_var1, average, moving) -> list:
+    """The table of the 5 features with the largest variance."""
+    shown = np.sort(np.argsort(exact.var_, kind="stable")[-5:])
+    rows = [
+        [
+            f"x{j}",
+            f"{exact.mean_[j]:.5f}",
+            f"{average.moving_mean_[j]:.5f}",
+            f"{moving.moving_mean_[j]:.5f}",
+            f"{exact_var1[j]:.4f}",
+            f"{average.moving_var_[j]:.4f}",
+            f"{moving.moving_var_[j]:.4f}",
+        ]
+        for j in shown
+    ]
+    return rows
+
+
 def run_demo(dataset: str, chunk: int) -> int:
     from sklearn import datasets
     from sklearn.model_selection import train_test_split
@@ -66,30 +95,9 @@ def run_demo(dataset: str, chunk: int) -> int:
         "average of the (Bessel-corrected) batch variances.  BatchNormScaler() (momentum=0.99)\n"
         "is an exponential moving average that favours recent batches.\n"
     )
-    shown = np.sort(np.argsort(exact.var_, kind="stable")[-5:])
-    header = [
-        "feature",
-        "mean (exact)",
-        "momentum=None",
-        "momentum=0.99",
-        "var ddof=1 (exact)",
-        "momentum=None",
-        "momentum=0.99",
-    ]
-    rows = [
-        [
-            f"x{j}",
-            f"{exact.mean_[j]:.5f}",
-            f"{average.moving_mean_[j]:.5f}",
-            f"{moving.moving_mean_[j]:.5f}",
-            f"{exact_var1[j]:.4f}",
-            f"{average.moving_var_[j]:.4f}",
-            f"{moving.moving_var_[j]:.4f}",
-        ]
-        for j in shown
-    ]
+    rows = _rows(exact, exact_var1, average, moving)
     print("The 5 features with the largest variance, next to StandardScaler's exact statistics:")
-    print("\n".join("  " + line for line in _table(header, rows)))
+    print("\n".join("  " + line for line in _table(_HEADER, rows)))
     print(
         f"\nLargest relative difference over all {X.shape[1]} features, momentum=None:\n"
         f"  mean      {_max_rel_diff(average.moving_mean_, exact.mean_):.1e}"

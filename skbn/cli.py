@@ -321,6 +321,12 @@ def _add_scale(commands) -> None:
         default=None,
         help="how a moving average starts (default: debiased)",
     )
+    scale.set_defaults(func=_cmd_scale)
+    _add_file_options(add)
+
+
+def _add_file_options(add) -> None:
+    """The options of ``skbn scale`` that choose columns, formats and files."""
     add(
         "--columns",
         type=_column_list,
@@ -378,7 +384,6 @@ def _add_scale(commands) -> None:
         action="store_true",
         help="no progress bar (it is shown only when stderr is a terminal)",
     )
-    scale.set_defaults(func=_cmd_scale)  # fmt: skip
 
 
 def _add_others(commands) -> None:

@@ -26,6 +26,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.preprocessing import StandardScaler
 
 import skbn.io._engine as engine
+import skbn.io._stream as stream
 import skbn.io._text as text
 from skbn import BatchNormScaler
 from skbn.io import FileError, fit_file, load_scaler, read_model, scale_file
@@ -327,7 +328,7 @@ def test_failure_in_pass_two_leaves_nothing(data, tmp_path, monkeypatch):
 
     original = engine.replace_values
     monkeypatch.setattr(engine, "replace_values", failing)
-    monkeypatch.setattr(engine, "BATCH_ROWS", 256)
+    monkeypatch.setattr(stream, "BATCH_ROWS", 256)
     monkeypatch.setattr(text, "PIECE_BYTES", 4096)
     with pytest.raises(KeyboardInterrupt):
         scale_file(data / "in.csv", tmp_path / "out.csv", save=tmp_path / "m.skops")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import queue
-import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 
@@ -24,9 +21,10 @@ from ._columns import (
     replace_values,
     scaler_map,
 )
-from ._errors import FileError, require, writing
-from ._formats import BATCH_ROWS, ArrowSource, Format, Sink, check_writable, detect_format, pyarrow
+from ._errors import FileError, require
+from ._formats import ArrowSource, Format, Sink, check_writable, detect_format, pyarrow
 from ._model import dump_scaler, load_scaler
+from ._stream import Cache, Progress, exact_chunks, prefetch
 from ._text import TextSource
 
 __all__ = ["DEFAULT_CHUNKSIZE", "ScaleResult", "fit_file", "scale_file"]
@@ -74,86 +72,6 @@ class ScaleResult:
     seconds: float
 
 
-class _Progress:
-    """A tqdm bar of rows on stderr, or nothing."""
-
-    def __init__(self, enabled: bool, desc: str, total: int | None) -> None:
-        self._bar = None
-        if enabled:
-            tqdm = require("tqdm", "tqdm", "the progress bar (turn it off with --no-progress)")
-            self._bar = tqdm.tqdm(
-                total=total, desc=desc, unit=" rows", unit_scale=True, file=sys.stderr,
-                dynamic_ncols=True, leave=True,
-            )  # fmt: skip
-
-    def update(self, n: int) -> None:
-        if self._bar is not None and n:
-            self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
-class _Cache:
-    """The tables of pass 1, kept for pass 2: in memory, or in an Arrow IPC file."""
-
-    def __init__(self, work: Workspace | None, schema) -> None:
-        pa = pyarrow()
-        self._tables: list = []
-        self._path = None if work is None else work.scratch("cache")
-        self._writer = None
-        if self._path is not None:
-            with writing("the pass-1 cache"):
-                self._writer = pa.ipc.new_file(self._path, schema)
-
-    def add(self, table) -> None:
-        if self._writer is None:
-            self._tables.append(table)
-            return
-        with writing(f"the pass-1 cache in {os.path.dirname(self._path)}"):
-            self._writer.write_table(table)
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-
-    def tables(self) -> Iterator:
-        if self._writer is None:
-            yield from self._tables
-            return
-        pa = pyarrow()
-        with pa.OSFile(self._path, "rb") as stream:
-            reader = pa.ipc.open_file(stream)
-            batches, rows = [], 0
-            for i in range(reader.num_record_batches):
-                batches.append(reader.get_batch(i))
-                rows += batches[-1].num_rows
-                if rows >= BATCH_ROWS:  # a few large tables: less work per table
-                    yield pa.Table.from_batches(batches)
-                    batches, rows = [], 0
-            if batches:
-                yield pa.Table.from_batches(batches)
-
-
-def _exact_chunks(tables: Iterable, rows: int) -> Iterator:
-    """The rows of ``tables`` cut into tables of exactly ``rows`` (the last may be short)."""
-    pa = pyarrow()
-    pending, n_pending = [], 0
-    for table in tables:
-        if table.num_rows == 0:
-            continue
-        pending.append(table)
-        n_pending += table.num_rows
-        while n_pending >= rows:
-            joined = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
-            yield joined.slice(0, rows)
-            rest = joined.slice(rows)
-            pending, n_pending = ([rest] if rest.num_rows else []), rest.num_rows
-    if n_pending:
-        yield pa.concat_tables(pending) if len(pending) > 1 else pending[0]
-
-
 class _Counter:
     rows = 0
     chunks = 0
@@ -169,7 +87,7 @@ def _chunk_moments(source, features, rows, cache, bar, counter) -> Iterator[Mome
             bar.update(table.num_rows)
             yield table
 
-    for chunk in _exact_chunks(read(), rows):
+    for chunk in exact_chunks(read(), rows):
         X = matrix(chunk, features)
         try:
             moments = dense_moments(X)
@@ -240,55 +158,11 @@ def _transform_pass(tables, sink, features, mapper, options, bar) -> int:
     """
     check, digits = options
     n_rows = 0
-    for out in prefetch(_mapped(tables, features, mapper, check)):
+    for out in prefetch(_mapped(tables, features, mapper, check), depth=1):
         sink.write(out, round_columns=features, digits=digits)
         n_rows += out.num_rows
         bar.update(out.num_rows)
     return n_rows
-
-
-_DONE = object()
-
-
-def prefetch(items: Iterable, depth: int = 2) -> Iterator:
-    """The items of ``items``, produced up to ``depth`` ahead in a thread.
-
-    The producer's exception is raised here; leaving the loop early stops
-    the producer at its next item.  Parsing (polars) and NumPy release the
-    GIL, so reading the next batch overlaps the work on this one.
-    """
-    box: queue.Queue = queue.Queue(depth)
-    stop = threading.Event()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                box.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not put((item, None)):
-                    return
-            put((_DONE, None))
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
-            put((_DONE, exc))
-
-    threading.Thread(target=produce, daemon=True, name="skbn-prefetch").start()
-    try:
-        while True:
-            item, exc = box.get()
-            if exc is not None:
-                raise exc
-            if item is _DONE:
-                return
-            yield item
-    finally:
-        stop.set()
 
 
 # -- the public functions ----------------------------------------------------------
@@ -382,7 +256,7 @@ class _Run:
 
     def fit(self, source, features, cache, fit) -> _Counter:
         """Run pass 1; ``fit`` consumes the chunk moments."""
-        bar = _Progress(self.progress, "pass 1/2: fit", source.total_rows)
+        bar = Progress(self.progress, "pass 1/2: fit", source.total_rows)
         counter = _Counter()
         try:
             fit(_chunk_moments(source, features, self.chunksize, cache, bar, counter))
@@ -580,7 +454,7 @@ def scale_file(
             fitted = _scale(run, source, (features, small), work, (loaded, scaler), pooled)
             mapper, stats, (n_batches, total), tables = fitted
             options = (loaded is not None, float_precision)
-            bar = _Progress(progress, "transform" if loaded else "pass 2/2: transform", total)
+            bar = Progress(progress, "transform" if loaded else "pass 2/2: transform", total)
             try:
                 n_rows = _transform_pass(tables, sink, features, mapper, options, bar)
             finally:
@@ -608,7 +482,7 @@ def _scale(run: _Run, source, chosen, work, scalers, pooled) -> tuple:
     if loaded is not None:
         counts = (0, source.total_rows)
         return scaler_map(loaded, inverse), _scaler_stats(loaded), counts, source.batches()
-    cache = _Cache(None if small else work, source.schema) if source.fmt.text else None
+    cache = Cache(None if small else work, source.schema) if source.fmt.text else None
     if scaler is None:
         parts: list = []
         counter = run.fit(source, features, cache, parts.extend)

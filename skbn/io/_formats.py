@@ -21,7 +21,7 @@ __all__ = ["ArrowSource", "Format", "Sink", "detect_format", "with_delimiter"]
 INFER_ROWS = 10_000
 
 #: Rows per record batch the readers aim at (the engine cuts its own chunks).
-BATCH_ROWS = 1 << 17
+BATCH_ROWS = 1 << 16
 
 KINDS = {
     "csv": ("csv", ","),

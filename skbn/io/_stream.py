@@ -1,0 +1,140 @@
+"""Streaming helpers of the file engine: progress bars, the pass-1 cache,
+exact chunks, and a reader thread."""
+
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+
+from ._atomic import Workspace
+from ._errors import require, writing
+from ._formats import BATCH_ROWS, pyarrow
+
+__all__ = ["Cache", "Progress", "exact_chunks", "prefetch"]
+
+
+class Progress:
+    """A tqdm bar of rows on stderr, or nothing."""
+
+    def __init__(self, enabled: bool, desc: str, total: int | None) -> None:
+        self._bar = None
+        if enabled:
+            tqdm = require("tqdm", "tqdm", "the progress bar (turn it off with --no-progress)")
+            self._bar = tqdm.tqdm(
+                total=total, desc=desc, unit=" rows", unit_scale=True, file=sys.stderr,
+                dynamic_ncols=True, leave=True,
+            )  # fmt: skip
+
+    def update(self, n: int) -> None:
+        if self._bar is not None and n:
+            self._bar.update(n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+class Cache:
+    """The tables of pass 1, kept for pass 2: in memory, or in an Arrow IPC file."""
+
+    def __init__(self, work: Workspace | None, schema) -> None:
+        pa = pyarrow()
+        self._tables: list = []
+        self._path = None if work is None else work.scratch("cache")
+        self._writer = None
+        if self._path is not None:
+            with writing("the pass-1 cache"):
+                self._writer = pa.ipc.new_file(self._path, schema)
+
+    def add(self, table) -> None:
+        if self._writer is None:
+            self._tables.append(table)
+            return
+        with writing(f"the pass-1 cache in {os.path.dirname(self._path)}"):
+            self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def tables(self) -> Iterator:
+        if self._writer is None:
+            yield from self._tables
+            return
+        pa = pyarrow()
+        with pa.OSFile(self._path, "rb") as stream:
+            reader = pa.ipc.open_file(stream)
+            batches, rows = [], 0
+            for i in range(reader.num_record_batches):
+                batches.append(reader.get_batch(i))
+                rows += batches[-1].num_rows
+                if rows >= BATCH_ROWS:  # a few large tables: less work per table
+                    yield pa.Table.from_batches(batches)
+                    batches, rows = [], 0
+            if batches:
+                yield pa.Table.from_batches(batches)
+
+
+def exact_chunks(tables: Iterable, rows: int) -> Iterator:
+    """The rows of ``tables`` cut into tables of exactly ``rows`` (the last may be short)."""
+    pa = pyarrow()
+    pending, n_pending = [], 0
+    for table in tables:
+        if table.num_rows == 0:
+            continue
+        pending.append(table)
+        n_pending += table.num_rows
+        while n_pending >= rows:
+            joined = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+            yield joined.slice(0, rows)
+            rest = joined.slice(rows)
+            pending, n_pending = ([rest] if rest.num_rows else []), rest.num_rows
+    if n_pending:
+        yield pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+
+
+_DONE = object()
+
+
+def prefetch(items: Iterable, depth: int = 2) -> Iterator:
+    """The items of ``items``, produced up to ``depth`` ahead in a thread.
+
+    The producer's exception is raised here; leaving the loop early stops
+    the producer at its next item.  Parsing (polars) and NumPy release the
+    GIL, so reading the next batch overlaps the work on this one.
+    """
+    box: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                box.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_DONE, None))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            put((_DONE, exc))
+
+    threading.Thread(target=produce, daemon=True, name="skbn-prefetch").start()
+    try:
+        while True:
+            item, exc = box.get()
+            if exc is not None:
+                raise exc
+            if item is _DONE:
+                return
+            yield item
+    finally:
+        stop.set()
