@@ -15,8 +15,10 @@ Method
   scales, a few of them with missing values, and a string column, all
   written by pyarrow in slices of 200,000 rows.
 * ``python -m skbn scale INPUT OUTPUT --no-progress`` runs as a child
-  process, with the scaler's defaults and ``--chunksize`` (default: the
-  command's default), reading the file twice (fit, then transform).
+  process, with the command's defaults (exact pooled statistics) and
+  ``--chunksize`` (default: the command's default): it parses the file once,
+  keeps the parsed batches in an Arrow IPC file in the temporary directory,
+  and reads them back for the transform pass.
 * Its peak resident memory is ``resource.getrusage(RUSAGE_CHILDREN).ru_maxrss``
   read after it exited: the largest resident set of the (only) child,
   measured by the kernel, so no sampling can miss a short peak.  The time is

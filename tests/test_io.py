@@ -170,11 +170,13 @@ def _reference(X: np.ndarray, chunk: int, **params) -> tuple:
     [dict(momentum=None), dict(momentum=0.9), dict(momentum=0.8, unbiased=True, init="keras")],
     ids=["none", "0.9", "0.8-unbiased-keras"],
 )
-def test_streaming_modes_cut_exact_chunks(data, expected, tmp_path, monkeypatch, params):
-    """Each chunk of --chunksize rows is one mini-batch, whatever the pieces read."""
+@pytest.mark.parametrize("source", ["in.csv", "in.parquet"])
+def test_streaming_modes_cut_exact_chunks(data, expected, tmp_path, monkeypatch, params, source):
+    """Each chunk of --chunksize rows is one mini-batch, whatever the pieces read
+    (text pieces of 3000 bytes, Parquet row groups of 400 rows)."""
     monkeypatch.setattr(text, "PIECE_BYTES", 3000)
     frame, _ = expected
-    result = scale_file(data / "in.csv", tmp_path / "out.csv", chunksize=128, **params)
+    result = scale_file(data / source, tmp_path / "out.csv", chunksize=128, **params)
     reference, scaled = _reference(_numbers(frame), 128, **params)
     assert result.n_batches == reference.n_batches_seen_ == 12
     assert_allclose(_numbers(_read(tmp_path / "out.csv")), scaled, rtol=1e-12, atol=0)
@@ -310,6 +312,21 @@ def test_compressed_output_is_gzip(data, tmp_path):
     scale_file(data / "in.parquet", tmp_path / "o.csv.gz")
     with gzip.open(tmp_path / "o.csv.gz", "rt") as stream:
         assert stream.readline().strip() == "id,name,x,flag,big,count"
+
+
+@pytest.mark.parametrize("codec", ["zst", "bz2", "lz4"])
+def test_other_codecs_both_ways(data, expected, tmp_path, codec):
+    frame, scaled = expected
+    scale_file(data / "in.parquet", tmp_path / f"o.tsv.{codec}")
+    name = {"zst": "zstd", "bz2": "bz2", "lz4": "lz4"}[codec]
+    with pa.CompressedInputStream(pa.OSFile(str(tmp_path / f"o.tsv.{codec}")), name) as raw:
+        out = pd.read_csv(raw, sep="\t")
+    assert_allclose(_numbers(out), scaled, **TOL)
+    # Read back by skbn with the format given explicitly (no suffix to go by).
+    os.rename(tmp_path / f"o.tsv.{codec}", tmp_path / "blob")
+    scale_file(tmp_path / "blob", tmp_path / "again.parquet", input_format=f"tsv.{codec}")
+    again = StandardScaler().fit_transform(_numbers(out))
+    assert_allclose(_numbers(_read(tmp_path / "again.parquet")), again, **TOL)
 
 
 # -- nothing half-written --------------------------------------------------------------
