@@ -27,6 +27,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from exact import ExactScaler, exact_batch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -207,6 +208,36 @@ def test_statistics_are_exact_to_a_few_rounding_errors_of_the_data(data, params)
             assert values.size == 0
             continue
         if values.size == 0:  # (keras init: the starting values, moved by nothing)
+            continue
+        assert_within_data_rounding(
+            scaler.moving_mean_[j], scaler.moving_var_[j], stats[0], stats[1], values
+        )
+
+
+SPARSE_FORMATS = st.sampled_from([sp.csr_matrix, sp.csc_matrix, sp.csr_array, sp.csc_array])
+
+
+@SETTINGS
+@given(data=streams(), params=MODES, fmt=SPARSE_FORMATS, duplicates=st.booleans())
+def test_the_sparse_path_is_exact_too(data, params, fmt, duplicates):
+    """CSR/CSC input (with_mean=False), canonical or with duplicate entries
+    (which SciPy sums), against the same oracle: the values are the matrix's."""
+    batches, specs = data
+    scaler = BatchNormScaler(epsilon=0.0, with_mean=False, **params)
+    for X, w in batches:
+        M = fmt(X)
+        if duplicates:  # every stored entry split in two halves: the same matrix
+            coo = sp.coo_matrix(X)
+            halves = np.concatenate([coo.data / 2, coo.data - coo.data / 2])
+            M = fmt(
+                sp.coo_matrix((halves, (np.tile(coo.row, 2), np.tile(coo.col, 2))), shape=X.shape)
+            )
+            np.testing.assert_array_equal(M.toarray(), fmt(X).toarray())
+        scaler.partial_fit(M, sample_weight=w)
+    exact = _exact_moving(batches, params, len(specs))
+    for j, stats in enumerate(exact):
+        values, _ = _column(batches, j)
+        if stats is None or values.size == 0:
             continue
         assert_within_data_rounding(
             scaler.moving_mean_[j], scaler.moving_var_[j], stats[0], stats[1], values
