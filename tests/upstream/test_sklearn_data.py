@@ -23,12 +23,14 @@ says why beside it.  The differences are:
 * Refusal messages are skbn's own (``docs/refusals.md``).
 """
 
+import re
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import sparse
-from sklearn import config_context
+from sklearn import config_context, datasets
 from sklearn.base import clone
 from sklearn.preprocessing import StandardScaler, scale
 from sklearn.utils import gen_batches
@@ -982,8 +984,6 @@ def test_fit_transform():
 
 
 def test_fit_cold_start():
-    from sklearn import datasets
-
     X = datasets.load_iris().data
     X_2d = X[:, :2]
 
@@ -1020,3 +1020,32 @@ def test_standard_scaler_raise_error_for_1d_input():
     err_msg = "Expected 2D array, got 1D array instead"
     with pytest.raises(ValueError, match=err_msg):
         scaler.inverse_transform(X_2d[:, 0])
+
+
+def test_one_to_one_features():
+    """Check one-to-one transformers give correct feature names."""
+    iris = datasets.load_iris()
+    tr = pooled().fit(iris.data)
+    names_out = tr.get_feature_names_out(iris.feature_names)
+    assert_array_equal(names_out, iris.feature_names)
+    assert_array_equal(
+        names_out, StandardScaler().fit(iris.data).get_feature_names_out(iris.feature_names)
+    )
+
+
+def test_one_to_one_features_pandas():
+    """Check one-to-one transformers give correct feature names."""
+    iris = datasets.load_iris()
+    df = pd.DataFrame(iris.data, columns=iris.feature_names)
+    tr = pooled().fit(df)
+
+    names_out_df_default = tr.get_feature_names_out()
+    assert_array_equal(names_out_df_default, iris.feature_names)
+
+    names_out_df_valid_in = tr.get_feature_names_out(iris.feature_names)
+    assert_array_equal(names_out_df_valid_in, iris.feature_names)
+
+    msg = re.escape("input_features is not equal to feature_names_in_")
+    with pytest.raises(ValueError, match=msg):
+        invalid_names = list("abcd")
+        tr.get_feature_names_out(invalid_names)
