@@ -85,8 +85,11 @@ def _assert_unchanged(scaler, snapshot):
 
 @pytest.mark.parametrize("momentum", [0.1, 0.5, 1.0, None])
 def test_batchnorm_update_stats(momentum):
-    # (the original: momentum 0.1 only, one batch; the port runs a stream for
-    # several momenta, None being the cumulative average)
+    # (TestNNDeviceType's _test_batchnorm_update_stats: a training pass moves
+    # the buffers and num_batches_tracked by one, an eval pass changes nothing;
+    # it runs momentum 0.1 on one batch, the port a stream for several momenta,
+    # None being the cumulative average.  Not found in the revision of
+    # test_nn.py read for this port, which may have dropped it.)
     module = nn.BatchNorm1d(3, momentum=momentum, dtype=torch.float64)
     scaler = like_torch(momentum) if momentum != 1.0 else None
     if momentum == 1.0:
