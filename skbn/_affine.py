@@ -25,7 +25,8 @@ def guarded(averages, epsilon: float, xp=np):
     eps = float(np.finfo(np.float64).eps)
     with np.errstate(over="ignore", invalid="ignore"):
         bound = n * eps * v + (n * averages.mean * eps) ** 2
-    return (v == 0) | (v <= bound)
+    # an infinite variance is no rounding error of 0: its divisor stays inf
+    return (v == 0) | ((v <= bound) & xp.isfinite(v))
 
 
 def transform_coefficients(averages, epsilon: float, gamma, xp=np):

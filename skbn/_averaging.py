@@ -67,6 +67,9 @@ class Averages(NamedTuple):
         The total weight (number of samples, or sum of sample weights) seen.
     pooled_var : array of float
         The biased variance of every value seen (pooled mode only; 0 otherwise).
+    residual : array of float
+        What rounding the pooled mean to float64 lost (pooled mode only; 0
+        otherwise): merges take the mean to about ``eps^2``.
     """
 
     mean: np.ndarray
@@ -75,19 +78,19 @@ class Averages(NamedTuple):
     var_count: np.ndarray
     weight: np.ndarray
     pooled_var: np.ndarray
+    residual: np.ndarray
 
 
 def start(n_features: int, xp=np, dtype=None, device=None) -> Averages:
     """The starting averages: mean 0, variance 1 (as in Keras), nothing counted."""
     if xp is np:
         zeros, count = np.zeros(n_features), np.zeros(n_features, dtype=np.int64)
-        return Averages(
-            zeros, np.ones(n_features), count, count.copy(), zeros.copy(), zeros.copy()
-        )
+        ones = np.ones(n_features)
+        return Averages(zeros, ones, count, count, zeros.copy(), zeros.copy(), zeros.copy())
     zeros = xp.zeros(n_features, dtype=dtype, device=device)
     count = xp.zeros(n_features, dtype=xp.int64, device=device)
     ones = xp.ones(n_features, dtype=dtype, device=device)
-    return Averages(zeros, ones, count, xp.asarray(count, copy=True), zeros, zeros)
+    return Averages(zeros, ones, count, count, zeros, zeros, zeros)
 
 
 def averaging_factor(n_updates, momentum: float | None, init: str = "debiased", xp=np, dtype=None):
@@ -230,7 +233,7 @@ def _is_float(momentum) -> bool:
 
 def _pooled(avg: Averages, batch: Moments, unbiased: bool, xp=np) -> Averages:
     """Merge ``batch`` into the pooled moments of everything seen (Chan et al.)."""
-    merged = merge_moments(Moments(avg.weight, avg.mean, avg.pooled_var), batch, xp)
+    merged = merge_moments(Moments(avg.weight, avg.mean, avg.pooled_var, avg.residual), batch, xp)
     updated = batch.weight > 0
     if unbiased:
         var = unbiased_variance(merged, xp)
@@ -245,6 +248,7 @@ def _pooled(avg: Averages, batch: Moments, unbiased: bool, xp=np) -> Averages:
         avg.var_count + xp.astype(var_updated, avg.var_count.dtype),
         merged.weight,
         xp.where(updated, merged.var, avg.pooled_var),
+        merged.residual if merged.residual is not None else avg.residual,
     )
 
 
@@ -321,9 +325,11 @@ def update(
             if not fine or (alpha == 1.0).any():  # the careful forms (move_toward)
                 mean = move_toward(avg.mean, batch.mean, alpha)
                 var = move_toward(avg.var, batch_var, alpha)
-            return Averages(mean, var, count, count, avg.weight + batch.weight, avg.pooled_var)
+            weight = avg.weight + batch.weight
+            return Averages(mean, var, count, count, weight, avg.pooled_var, avg.residual)
     mean, mean_count = moving_update(avg.mean, avg.mean_count, batch.mean, update_mean, factor, xp)
     var, var_count = moving_update(avg.var, avg.var_count, batch_var, update_var, factor, xp)
     if xp is np and np.array_equal(mean_count, var_count):
         var_count = mean_count  # shared again: the next batch needs one factor
-    return Averages(mean, var, mean_count, var_count, avg.weight + batch.weight, avg.pooled_var)
+    weight = avg.weight + batch.weight
+    return Averages(mean, var, mean_count, var_count, weight, avg.pooled_var, avg.residual)

@@ -849,6 +849,7 @@ class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, Base
             )
         if "moving_mean_" in state and "_pooled_var_" not in state:  # format 1
             state["_pooled_var_"] = state["moving_mean_"] * 0
+            state["_mean_residual_"] = state["moving_mean_"] * 0
         self.__dict__.update(state)
 
     def __sklearn_tags__(self):

@@ -142,7 +142,8 @@ def settled(
     # A changed variance is taken as the pooled (biased) one; an unchanged one
     # leaves the pooled moments as they were.
     pooled = np.where(var == avg.var, avg.pooled_var, var)
-    averages = Averages(mean, var, mean_count, var_count, avg.weight, pooled)
+    residual = np.where(mean == avg.mean, avg.residual, 0.0)
+    averages = Averages(mean, var, mean_count, var_count, avg.weight, pooled, residual)
     return replace(
         state,
         averages=averages,
@@ -159,6 +160,7 @@ ATTRIBUTES = {
     "_var_updates_": lambda s: s.averages.var_count,
     "_samples_per_feature_": lambda s: s.averages.weight,
     "_pooled_var_": lambda s: s.averages.pooled_var,
+    "_mean_residual_": lambda s: s.averages.residual,
     "gamma_": lambda s: s.gamma,
     "beta_": lambda s: s.beta,
     "n_batches_seen_": lambda s: s.n_batches,
@@ -184,6 +186,7 @@ def from_attributes(attributes: dict) -> State | None:
         return None
     mean = attributes["moving_mean_"]
     pooled = attributes.get("_pooled_var_")
+    residual = attributes.get("_mean_residual_")
     averages = Averages(
         mean,
         attributes["moving_var_"],
@@ -191,6 +194,7 @@ def from_attributes(attributes: dict) -> State | None:
         attributes["_var_updates_"],
         attributes["_samples_per_feature_"],
         mean * 0 if pooled is None else pooled,
+        mean * 0 if residual is None else residual,
     )
     return State(
         averages,

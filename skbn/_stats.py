@@ -92,11 +92,24 @@ class Moments(NamedTuple):
         Weighted mean ``mu_j`` (0 where ``m_j == 0``).
     var : ndarray of shape (n_features,)
         Weighted biased variance ``s2_j`` (0 where ``m_j == 0``).
+    residual : ndarray of shape (n_features,) or None
+        What rounding ``mean`` to float64 lost (``mean + residual`` is the mean
+        to about ``eps^2``), where known; None stands for 0.  Merges use it,
+        so that pooling batches far from 0 loses nothing to the offset.
     """
 
     weight: np.ndarray
     mean: np.ndarray
     var: np.ndarray
+    residual: np.ndarray | None = None
+
+
+def _two_sum(a, b):
+    """``(s, e)`` with ``s = fl(a + b)`` and ``a + b = s + e`` exactly (Knuth)."""
+    s = a + b
+    bb = s - a
+    e = (a - (s - bb)) + (b - bb)
+    return s, e
 
 
 def rows_per_block(n_features: int, block_bytes: int = BLOCK_BYTES) -> int:
@@ -260,7 +273,13 @@ def _pinned(moments: Moments, columns, lo, hi) -> Moments:
         clamped = np.clip(mean[columns], np.where(has, lo, -np.inf), np.where(has, hi, np.inf))
     mean[columns] = np.where(constant, lo, clamped)
     var[columns] = np.where(constant, 0.0, var[columns])
-    return Moments(moments.weight, mean, var)
+    residual = moments.residual
+    if residual is not None:
+        residual = residual.copy()
+        residual[columns] = np.where(
+            constant | (clamped != moments.mean[columns]), 0.0, residual[columns]
+        )
+    return Moments(moments.weight, mean, var, residual)
 
 
 def _weight_scale(sample_weight: np.ndarray | None) -> tuple:
@@ -278,11 +297,12 @@ def _weight_scale(sample_weight: np.ndarray | None) -> tuple:
     if largest == 0:
         return sample_weight, 0, False
     positive = sample_weight[sample_weight > 0]
-    wide = largest / float(positive.min()) > 2.0**600
+    if largest / float(positive.min()) > 2.0**600:
+        return sample_weight, 0, True  # the careful path scales per column
     exponent = int(np.frexp(largest)[1])
     if exponent == 0:
-        return sample_weight, 0, wide
-    return np.ldexp(sample_weight, -exponent), exponent, wide
+        return sample_weight, 0, False
+    return np.ldexp(sample_weight, -exponent), exponent, False
 
 
 def _careful_moments(X: np.ndarray, w: np.ndarray | None) -> Moments:
@@ -330,13 +350,13 @@ def _fast_block(X: np.ndarray, w: np.ndarray, total: float) -> tuple:
 
 def _fast_block_unguarded(X: np.ndarray, w: np.ndarray, total: float) -> tuple:
     """:func:`_fast_block` for callers that already ignore overflow warnings."""
-    mean = (w @ X) / total
-    d = X - mean
+    mean0 = (w @ X) / total
+    d = X - mean0
     correction = (w @ d) / total
     np.multiply(d, d, out=d)
     var = (w @ d) / total - correction * correction
-    mean += correction
-    return mean, var
+    mean, residual = _two_sum(mean0, correction)
+    return mean, var, residual
 
 
 def block_moments(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Moments:
@@ -388,11 +408,11 @@ def plain_block_moments(X: np.ndarray) -> Moments | None:
     """
     n = X.shape[0]
     total = float(n)
-    mean, var = _fast_block_unguarded(X, _ONES[:n], total)
+    mean, var, residual = _fast_block_unguarded(X, _ONES[:n], total)
     bound = n * _EPS * var + (n * mean * _EPS) ** 2
-    if not (var > bound).all() or not np.isfinite(mean).all():
+    if not (var > bound).all() or not np.isfinite(residual).all():
         return None
-    return Moments(np.full(X.shape[1], total), mean, var)
+    return Moments(np.full(X.shape[1], total), mean, var, residual)
 
 
 def _unpinned_block(X: np.ndarray, w: np.ndarray | None, wide: bool) -> Moments:
@@ -402,14 +422,15 @@ def _unpinned_block(X: np.ndarray, w: np.ndarray | None, wide: bool) -> Moments:
         raise_if_infinite(X)
         return _careful_moments(X, w)
     ones = _ONES[:n_rows] if n_rows <= BLOCK_ROWS else np.ones(n_rows)
-    mean, var = _fast_block(X, ones if w is None else w, total)
+    mean, var, residual = _fast_block(X, ones if w is None else w, total)
     weight = np.full(n_features, total)
-    bad = ~np.isfinite(mean + var)
+    bad = ~np.isfinite(residual + var)
     if bad.any():
         raise_if_infinite(X, np.flatnonzero(bad))
-        weight[bad], mean[bad], var[bad] = _careful_moments(X[:, bad], w)
+        safe = _careful_moments(X[:, bad], w)
+        weight[bad], mean[bad], var[bad], residual[bad] = safe.weight, safe.mean, safe.var, 0.0
     np.maximum(var, 0.0, out=var)
-    return Moments(weight, mean, var)
+    return Moments(weight, mean, var, residual)
 
 
 def merge_moments(a: Moments, b: Moments, xp=np) -> Moments:
@@ -431,24 +452,36 @@ def merge_moments(a: Moments, b: Moments, xp=np) -> Moments:
     >>> import numpy as np
     >>> one = lambda w, mu, s2: Moments(np.array([w]), np.array([mu]), np.array([s2]))
     >>> merge_moments(one(1.0, 0.0, 0.0), one(1.0, 2.0, 0.0))
-    Moments(weight=array([2.]), mean=array([1.]), var=array([1.]))
+    Moments(weight=array([2.]), mean=array([1.]), var=array([1.]), residual=None)
     """
     weight = a.weight + b.weight
     safe = xp.where(weight > 0, weight, xp.ones_like(weight))
+    carry = a.residual is not None or b.residual is not None
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         p_a = a.weight / safe
         p_b = b.weight / safe
         delta = b.mean - a.mean
-        mean = a.mean + p_b * delta
         wide = ~xp.isfinite(delta)
+        if carry:  # the means to about eps^2: delta loses nothing to the offset
+            r_a = xp.zeros_like(a.mean) if a.residual is None else a.residual
+            r_b = xp.zeros_like(b.mean) if b.residual is None else b.residual
+            delta = delta + (r_b - r_a)
+            mean, residual = _two_sum(a.mean, r_a + p_b * delta)
+            residual = xp.where(wide, xp.zeros_like(residual), residual)
+        else:
+            mean = a.mean + p_b * delta
+            mean = xp.where(delta == 0, a.mean, mean)
         mean = xp.where(wide, p_a * a.mean + p_b * b.mean, mean)
-        mean = xp.where(delta == 0, a.mean, mean)
         var = p_a * a.var + p_b * b.var + (p_a * delta) * (p_b * delta)
     only_a = b.weight == 0
     only_b = a.weight == 0
     mean = xp.where(only_a, a.mean, xp.where(only_b, b.mean, mean))
     var = xp.where(only_a, a.var, xp.where(only_b, b.var, var))
-    return Moments(weight, mean, var)
+    if not carry:
+        return Moments(weight, mean, var)
+    residual = xp.where(only_a, r_a, xp.where(only_b, r_b, residual))
+    residual = xp.where(xp.isfinite(residual), residual, xp.zeros_like(residual))
+    return Moments(weight, mean, var, residual)
 
 
 def reduce_moments(parts: list) -> Moments:
@@ -550,12 +583,13 @@ def _refine(X, w, columns, moments, blocks_rows, n_jobs):
             s1 += p1
             s2 += p2
         m1 = s1 / m
-        mean, var = K + m1, s2 / m - m1 * m1
-    good = (m > 0) & np.isfinite(mean) & np.isfinite(var)
+        (mean, residual), var = _two_sum(K, m1), s2 / m - m1 * m1
+    good = (m > 0) & np.isfinite(residual) & np.isfinite(var)
     return Moments(
         m,
         np.where(good, mean, moments.mean),
         np.where(good, np.maximum(var, 0.0), moments.var),
+        np.where(good, residual, 0.0),
     )
 
 
@@ -610,6 +644,7 @@ def _unpinned_dense(X, w, wide, n_jobs, block_rows) -> Moments:
         bad = np.ones(n_features, dtype=bool)
         mean = np.zeros(n_features)
         var = np.zeros(n_features)
+        residual = np.zeros(n_features)
     else:
         blocks = moment_blocks(n_rows, n_features, block_rows)
         with _single_threaded_blas():
@@ -623,8 +658,10 @@ def _unpinned_dense(X, w, wide, n_jobs, block_rows) -> Moments:
         s1, s2 = _gather(parts, blocks, n_features)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             m1 = s1 / total
-            mean, var = shift + m1, s2 / total - m1 * m1
-            bad = ~(np.isfinite(mean) & np.isfinite(var) & (m1 * m1 <= _MAX_SHIFT_RATIO2 * var))
+            (mean, residual), var = _two_sum(shift, m1), s2 / total - m1 * m1
+            bad = ~(
+                np.isfinite(residual) & np.isfinite(var) & (m1 * m1 <= _MAX_SHIFT_RATIO2 * var)
+            )
     if bad.any():
         columns = np.flatnonzero(bad)
         raise_if_infinite(X, columns)
@@ -636,8 +673,9 @@ def _unpinned_dense(X, w, wide, n_jobs, block_rows) -> Moments:
         with _single_threaded_blas():
             safe = reduce_moments(map_blocks(careful, rows, n_jobs))
         safe = _refine(X, w, columns, safe, rows, n_jobs)
-        weight[bad], mean[bad], var[bad] = safe
-    return Moments(weight, mean, np.maximum(var, 0.0))
+        weight[bad], mean[bad], var[bad] = safe.weight, safe.mean, safe.var
+        residual[bad] = 0.0 if safe.residual is None else safe.residual
+    return Moments(weight, mean, np.maximum(var, 0.0), residual)
 
 
 def sparse_moments(X, sample_weight: np.ndarray | None = None) -> Moments:
