@@ -203,6 +203,10 @@ _GATHER_ROWS = 1 << 16
 #: A mean is carried with its rounding residual where ``mean^2 > 2^20 var``.
 _LARGE_OFFSET2 = float(2**20)
 
+_RESULT_FIELDS = (
+    "partition", "rows", "piece", "size_error", "infinite",
+    "any_weight", "weight", "mean", "residual", "var",
+)  # fmt: skip
 _RESULT_SCHEMA = (
     "partition long, rows long, piece long, size_error long, infinite array<long>, "
     "any_weight boolean, weight array<double>, mean array<double>, "
@@ -273,16 +277,13 @@ def _piece_cuts(start: int, n_rows: int, batch_size: int | None) -> list:
 
 
 def _batch_values(batch, n_features: int, vector_size: int | None):
-    """One Arrow batch as a float64 ``(rows, n_features)`` array (null = NaN),
-    and the number of vectors of the wrong size (vector mode)."""
-    n = batch.num_rows
+    """One Arrow batch as float64 values (null = NaN): a list of columns, or a
+    ``(rows, vector_size)`` array in vector mode; and the number of vectors of
+    the wrong size."""
     if vector_size is None:
-        out = np.empty((n, n_features), order="F")
-        for j in range(n_features):
-            out[:, j] = batch.column(j).to_numpy(zero_copy_only=False)
-        return out, 0
+        return [batch.column(j).to_numpy(zero_copy_only=False) for j in range(n_features)], 0
     arrays = batch.column(0)
-    out = np.full((n, vector_size), np.nan)
+    out = np.full((batch.num_rows, vector_size), np.nan)
     valid = ~np.asarray(arrays.is_null().to_numpy(zero_copy_only=False), dtype=bool)
     sizes = np.asarray(arrays.value_lengths().fill_null(vector_size).to_numpy())
     wrong = int(np.count_nonzero(sizes != vector_size))
@@ -291,6 +292,53 @@ def _batch_values(batch, n_features: int, vector_size: int | None):
     values = arrays.flatten().to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
     out[valid] = values.reshape(-1, vector_size)
     return out, 0
+
+
+class _Blocks:
+    """One partition's rows, gathered from Arrow batches into blocks of one
+    batch piece each; the moments of every block, by batch index."""
+
+    def __init__(self, n_features: int, weight: float | None):
+        budget = (1 << 21) // max(n_features, 1)  # 16 MiB of float64 at most
+        self.capacity = max(_stats.BLOCK_ROWS, min(_GATHER_ROWS, budget))
+        self.buffer = np.empty((self.capacity, n_features), order="F")
+        self.filled = 0
+        self.index = None
+        self.weight = weight
+        self.pieces: dict = {}  # batch index -> list of (weight, mean, residual, var)
+        self.infinite = np.zeros(n_features, dtype=bool)
+
+    def add(self, values, a: int, b: int, index: int) -> None:
+        """Rows ``a:b`` of ``values`` (columns or an array), of batch ``index``."""
+        if self.filled and index != self.index:
+            self.flush()
+        self.index = index
+        while a < b:
+            m = min(b - a, self.capacity - self.filled)
+            block = self.buffer[self.filled : self.filled + m]
+            if isinstance(values, np.ndarray):
+                block[:] = values[a : a + m]
+            else:
+                for j, column in enumerate(values):
+                    block[:, j] = column[a : a + m]
+            self.filled += m
+            a += m
+            if self.filled == self.capacity:
+                self.flush()
+
+    def flush(self) -> None:
+        if not self.filled:
+            return
+        x = self.buffer[: self.filled]
+        self.filled = 0
+        w = None if self.weight is None else np.full(x.shape[0], self.weight)
+        try:
+            m = _stats.dense_moments(x, w, n_jobs=1)
+        except InfiniteValueError:
+            self.infinite |= np.isinf(x).any(axis=0)
+            return
+        part = (m.weight, m.mean, _with_residual(x, w, m), m.var)
+        self.pieces.setdefault(self.index, []).append(part)
 
 
 def _partition_task(
@@ -308,60 +356,28 @@ def _partition_task(
 
         partition = TaskContext.get().partitionId()
         start = 0 if offsets is None else offsets.get(partition, 0)
-        pieces: dict = {}  # batch index -> list of (weight, mean, residual, var)
-        gathered: list = []  # (batch index, block) waiting for their moments
-        infinite = np.zeros(n_features, dtype=bool)
+        blocks = _Blocks(n_features, weight)
         size_error = 0
         rows = 0
-
-        def flush():
-            if not gathered:
-                return
-            index = gathered[0][0]
-            x = gathered[0][1] if len(gathered) == 1 else np.concatenate([b for _, b in gathered])
-            gathered.clear()
-            w = None if weight is None else np.full(x.shape[0], weight)
-            try:
-                m = _stats.dense_moments(x, w, n_jobs=1)
-            except InfiniteValueError:
-                infinite[np.isinf(x).any(axis=0)] = True
-                return
-            pieces.setdefault(index, []).append((m.weight, m.mean, _with_residual(x, w, m), m.var))
-
         for batch in batches:
-            if batch.num_rows == 0:
+            n = batch.num_rows
+            if n == 0:
                 continue
-            x, wrong = _batch_values(batch, n_features, vector_size)
+            values, wrong = _batch_values(batch, n_features, vector_size)
             size_error += wrong
-            if wrong:
-                continue
-            for a, b, index in _piece_cuts(start + rows, x.shape[0], batch_size):
-                if gathered and gathered[0][0] != index:
-                    flush()
-                gathered.append((index, x[a:b]))
-                if sum(len(g) for _, g in gathered) >= _GATHER_ROWS:
-                    flush()
-            rows += x.shape[0]
-        flush()
-        out = {
-            "partition": [],
-            "rows": [],
-            "piece": [],
-            "size_error": [],
-            "infinite": [],
-            "any_weight": [],
-            "weight": [],
-            "mean": [],
-            "residual": [],
-            "var": [],
-        }
-        merged = {k: _merge(v) for k, v in pieces.items()} or {-1: (None,) * 4}
+            if not wrong:
+                for a, b, index in _piece_cuts(start + rows, n, batch_size):
+                    blocks.add(values, a, b, index)
+            rows += n
+        blocks.flush()
+        merged = {k: _merge(v) for k, v in blocks.pieces.items()} or {-1: (None,) * 4}
+        out: dict = {name: [] for name in _RESULT_FIELDS}
         for index, stats in sorted(merged.items()):
             out["partition"].append(partition)
             out["rows"].append(rows)
             out["piece"].append(index)
             out["size_error"].append(size_error)
-            out["infinite"].append(np.flatnonzero(infinite).tolist())
+            out["infinite"].append(np.flatnonzero(blocks.infinite).tolist())
             out["any_weight"].append(weight is None or (weight > 0 and rows > 0))
             for key, value in zip(("weight", "mean", "residual", "var"), stats, strict=True):
                 out[key].append(None if value is None else value.tolist())

@@ -50,6 +50,7 @@ def spark():
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.memory", "1g")
         .config("spark.sql.shuffle.partitions", "2")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
@@ -250,7 +251,7 @@ def test_transform_is_lazy_and_equals_in_memory(spark, table):
         assert np.isnan(got.x1) == np.isnan(was.x1)  # NaN stays NaN
 
     restored = back.toPandas()
-    inverse = scaler.inverse_transform(expected)
+    inverse = scaler.inverse_transform(pd.DataFrame(expected, columns=FEATURES))
     np.testing.assert_allclose(restored[FEATURES].to_numpy(), inverse, rtol=RTOL)
 
 
@@ -516,7 +517,7 @@ def test_pipeline_persistence(table, tmp_path):
     out = loaded.transform(sdf).select(vector_to_array("scaled").alias("a")).toPandas()
     np.testing.assert_allclose(
         np.stack(out["a"].to_numpy()),
-        memory.transform(collected[["x1", "x2", "big"]].to_numpy()),
+        memory.transform(collected[["x1", "x2", "big"]]),
         rtol=RTOL,
     )
 
