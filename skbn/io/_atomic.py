@@ -122,6 +122,8 @@ class Workspace:
                     continue
                 os.chmod(path, 0o666 & ~mask)  # mkstemp's 0600 -> the usual mode
                 os.replace(path, target)
+            except BrokenPipeError:  # the reader of stdout left (`| head`): not an error
+                raise
             except OSError as exc:
                 what = "stdout" if target == STDOUT else repr(target)
                 raise FileError(f"cannot write {what}: {exc.strerror or exc}") from None
