@@ -13,6 +13,8 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 
+import numpy as np
+
 from ._errors import FileError, reading
 from ._formats import INFER_ROWS, Format, as_schema, overridden, polars, polars_type, pyarrow
 
@@ -21,12 +23,24 @@ __all__ = ["PIECE_BYTES", "TextSource"]
 #: Bytes of text parsed at a time.
 PIECE_BYTES = 16 << 20
 
+_QUOTE = ord('"')
+
 
 def _cut(data: bytes, quoted: bool) -> int:
-    """The end of the last complete line of ``data`` (0: none)."""
+    """The end of the last complete line of ``data`` (0: none).
+
+    With ``quoted``, a line break after an odd number of quote characters is
+    inside a quoted field and is not an end of line (``data`` starts outside
+    quotes; an escaped quote is two quotes, which keeps the parity).
+    """
     cut = data.rfind(b"\n") + 1
-    while quoted and cut and data.count(b'"', 0, cut) % 2:
-        cut = data.rfind(b"\n", 0, cut - 1) + 1
+    if not quoted or not cut:
+        return cut
+    odd = int(np.count_nonzero(np.frombuffer(data, np.uint8, count=cut) == _QUOTE)) % 2
+    while odd and cut:
+        previous = data.rfind(b"\n", 0, cut - 1) + 1
+        odd = (odd + data.count(b'"', previous, cut)) % 2
+        cut = previous
     return cut
 
 
