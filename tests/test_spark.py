@@ -195,6 +195,12 @@ def test_scalar_weight_and_refused_weights(table):
     weighted = BatchNormScaler(momentum="pooled").fit(sdf, sample_weight=2.5)
     expected = BatchNormScaler(momentum="pooled").fit(_features(collected), sample_weight=2.5)
     assert_same_state(weighted, expected)
+    # weights in a one-column Spark DataFrame for an in-memory X: collected
+    weights = sdf.select((F.col("id") % 7).cast("double").alias("w"))
+    in_memory_x = BatchNormScaler().fit(_features(collected), sample_weight=weights)
+    assert_same_state(
+        in_memory_x, BatchNormScaler().fit(_features(collected), sample_weight=collected["id"] % 7)
+    )
     scaler = BatchNormScaler()
     with pytest.raises(TypeError, match="sample_weight for a Spark DataFrame"):
         scaler.fit(sdf, sample_weight=np.ones(len(collected)))
@@ -400,6 +406,11 @@ def test_model_inherits_uid_and_params(vectors):
     assert all(p.parent == model.uid for p in model.params)
     assert model.transform(sdf).head().scaled is not None
     assert model.scaler.n_features_in_ == 3
+    other = model.copy({model.outputCol: "other", model.withMean: False})
+    assert other.uid == model.uid and other.getWithMean() is False and model.getWithMean()
+    row = other.transform(sdf).where(F.col("features").isNotNull()).head()
+    expected = row.features.toArray() / np.sqrt(model.variance.toArray() + 1e-3)
+    np.testing.assert_allclose(row.other.toArray(), expected, rtol=RTOL)
 
 
 def test_stage_docstring_example(spark, tmp_path):
