@@ -23,9 +23,10 @@ Where the work happens
     per-feature moments (weight, mean, biased variance); null and NaN are
     missing values.  Each partition merges its blocks exactly and sends back
     ``O(n_features)`` numbers per batch piece; the driver merges the
-    partitions in order.  Means far from 0 travel with their rounding
-    residual and are merged around a common shift, so the result equals the
-    in-memory fit of the collected data to rounding.  With ``batch_size=k``,
+    partitions in order, with :func:`skbn._stats.merge_moments`.  Means
+    travel with their rounding residual, so data far from 0 loses nothing to
+    the offset, and the result equals the in-memory fit of the collected
+    data to rounding.  With ``batch_size=k``,
     one extra (JVM-only) pass counts the rows of every partition, so that
     the rows are cut into consecutive ``k``-row batches in the DataFrame's
     order, partition by partition, exactly as in memory.
@@ -200,9 +201,6 @@ def describe(X: Any, feature_names=None) -> Any:
 #: in-memory path reads 4096-row blocks; fewer, larger calls cost less).
 _GATHER_ROWS = 1 << 16
 
-#: A mean is carried with its rounding residual where ``mean^2 > 2^20 var``.
-_LARGE_OFFSET2 = float(2**20)
-
 _RESULT_FIELDS = (
     "partition", "rows", "piece", "size_error", "infinite",
     "any_weight", "weight", "mean", "residual", "var",
@@ -214,52 +212,9 @@ _RESULT_SCHEMA = (
 )
 
 
-def _with_residual(x: np.ndarray, w: np.ndarray | None, m: _stats.Moments) -> np.ndarray:
-    """What rounding lost of each large mean: ``sum w (x - mean) / weight``
-    for the columns whose mean is far from 0 relative to their spread."""
-    residual = np.zeros(m.mean.shape)
-    with np.errstate(over="ignore", invalid="ignore"):
-        large = np.flatnonzero((m.weight > 0) & (m.mean * m.mean > _LARGE_OFFSET2 * m.var))
-    if large.size:
-        d = x[:, large] - m.mean[large]
-        d[np.isnan(d)] = 0.0
-        with np.errstate(over="ignore", invalid="ignore"):
-            lost = (d.sum(axis=0) if w is None else w @ d) / m.weight[large]
-        residual[large] = np.where(np.isfinite(lost), lost, 0.0)
-    return residual
-
-
-def _merge(parts: list) -> tuple:
-    """Merge ``(weight, mean, residual, var)`` tuples in order, exactly.
-
-    The means are taken relative to the first present mean ``K`` (``mean - K``
-    is exact for nearby means) plus their residuals, merged with
-    :func:`skbn._stats.merge_moments`, and the merged mean is returned with
-    its own residual, so merges can be chained without losing the offset.
-    Where shifting overflows, the plain means are merged.
-    """
-    if len(parts) == 1:
-        return parts[0]
-    weight, mean, residual, var = (np.stack(a) for a in zip(*parts, strict=True))
-    present = weight > 0
-    anchor = np.where(
-        present.any(axis=0), mean[np.argmax(present, axis=0), np.arange(mean.shape[1])], 0.0
-    )
-    with np.errstate(over="ignore", invalid="ignore"):
-        rel = (mean - anchor) + residual
-    plain = ~np.isfinite(np.where(present, rel, 0.0)).all(axis=0)
-    anchor[plain] = 0.0
-    rel[:, plain] = mean[:, plain]
-    rel[~present] = 0.0
-    total = _stats.Moments(weight[0], rel[0], var[0])
-    for k in range(1, len(parts)):
-        total = _stats.merge_moments(total, _stats.Moments(weight[k], rel[k], var[k]))
-    seen = total.weight > 0
-    with np.errstate(over="ignore", invalid="ignore"):
-        merged = np.where(seen, anchor + total.mean, 0.0)
-        left = np.where(seen & ~plain, (anchor - merged) + total.mean, 0.0)
-    left = np.where(np.isfinite(left), left, 0.0)
-    return total.weight, merged, left, total.var
+def _carried(m: _stats.Moments) -> _stats.Moments:
+    """``m`` with its mean's rounding residual (0 where none was computed)."""
+    return m if m.residual is not None else m._replace(residual=np.zeros_like(m.mean))
 
 
 def _piece_cuts(start: int, n_rows: int, batch_size: int | None) -> list:
@@ -305,7 +260,7 @@ class _Blocks:
         self.filled = 0
         self.index = None
         self.weight = weight
-        self.pieces: dict = {}  # batch index -> list of (weight, mean, residual, var)
+        self.pieces: dict = {}  # batch index -> list of Moments
         self.infinite = np.zeros(n_features, dtype=bool)
 
     def add(self, values, a: int, b: int, index: int) -> None:
@@ -337,8 +292,7 @@ class _Blocks:
         except InfiniteValueError:
             self.infinite |= np.isinf(x).any(axis=0)
             return
-        part = (m.weight, m.mean, _with_residual(x, w, m), m.var)
-        self.pieces.setdefault(self.index, []).append(part)
+        self.pieces.setdefault(self.index, []).append(_carried(m))
 
 
 def _partition_task(
@@ -370,17 +324,17 @@ def _partition_task(
                     blocks.add(values, a, b, index)
             rows += n
         blocks.flush()
-        merged = {k: _merge(v) for k, v in blocks.pieces.items()} or {-1: (None,) * 4}
+        merged = {k: _stats.reduce_moments(v) for k, v in blocks.pieces.items()}
         out: dict = {name: [] for name in _RESULT_FIELDS}
-        for index, stats in sorted(merged.items()):
+        for index, stats in sorted(merged.items()) or [(-1, None)]:
             out["partition"].append(partition)
             out["rows"].append(rows)
             out["piece"].append(index)
             out["size_error"].append(size_error)
             out["infinite"].append(np.flatnonzero(blocks.infinite).tolist())
             out["any_weight"].append(weight is None or (weight > 0 and rows > 0))
-            for key, value in zip(("weight", "mean", "residual", "var"), stats, strict=True):
-                out[key].append(None if value is None else value.tolist())
+            for key in ("weight", "mean", "residual", "var"):
+                out[key].append(None if stats is None else getattr(stats, key).tolist())
         yield pa.RecordBatch.from_pydict(out)
 
     return run
@@ -467,16 +421,11 @@ def _frame_moments(
     grouped: dict = {}
     for r in results:
         if r["piece"] >= 0:
-            grouped.setdefault(r["piece"], []).append(
-                tuple(
-                    np.asarray(r[k], dtype=np.float64)
-                    for k in ("weight", "mean", "residual", "var")
-                )
+            fields = (
+                np.asarray(r[k], dtype=np.float64) for k in ("weight", "mean", "var", "residual")
             )
-    moments = []
-    for index in sorted(grouped):
-        w, mean, _, var = _merge(grouped[index])
-        moments.append(_stats.Moments(w, mean, var))
+            grouped.setdefault(r["piece"], []).append(_stats.Moments(*fields))
+    moments = [_stats.reduce_moments(grouped[index]) for index in sorted(grouped)]
     if moments:
         total = np.sum([m.weight for m in moments], axis=0)
         empty = [labels[j] if vector_size is None else j for j in np.flatnonzero(total == 0)]
