@@ -7,7 +7,13 @@ import numpy as np
 from ._stats import map_blocks, row_blocks, threads_for
 from ._validation import InfiniteValueError
 
-__all__ = ["affine", "guarded", "scale_columns_sparse", "transform_coefficients"]
+__all__ = [
+    "affine",
+    "divisor",
+    "guarded",
+    "scale_columns_sparse",
+    "transform_coefficients",
+]
 
 
 def guarded(averages, epsilon: float, xp=np):
@@ -44,10 +50,14 @@ def transform_coefficients(averages, epsilon: float, gamma, xp=np):
     >>> transform_coefficients(averages, 0.0, np.array([2.0, 3.0])).tolist()
     [1.0, 3.0]
     """
+    return (1.0 if gamma is None else gamma) / divisor(averages, epsilon, xp)
+
+
+def divisor(averages, epsilon: float, xp=np):
+    """``sqrt(moving_var + epsilon)``, 1 where :func:`guarded` (``scale_``)."""
     mask = guarded(averages, epsilon, xp)
-    divisor = xp.sqrt(averages.var + epsilon)
-    divisor = xp.where(mask, xp.ones_like(divisor), divisor)
-    return (1.0 if gamma is None else gamma) / divisor
+    root = xp.sqrt(averages.var + epsilon)
+    return xp.where(mask, xp.ones_like(root), root)
 
 
 #: Bytes of one row block of the affine map.  Any partition gives the same
@@ -78,7 +88,17 @@ def affine(
     F-contiguous array as its C-contiguous transpose with column
     coefficients.  With ``check_finite``, a block holding +/-inf raises
     :class:`~skbn._validation.InfiniteValueError` before it is written.
+
+    Where ``X - shift`` could overflow (a shift of at least ``2**969``, half an
+    ulp of the largest float64), the map is written ``X * factor - shift * factor``, which is
+    finite wherever the result is.
     """
+    if not inverse and shift is not None and out.dtype == np.float64:
+        with np.errstate(invalid="ignore"):
+            # below half an ulp of the float64 maximum, x - shift cannot overflow
+            wide = np.abs(np.asarray(shift, dtype=np.float64)).max(initial=0.0) >= 2.0**969
+        if wide:
+            return _wide_affine(X, out, shift, factor, offset, check_finite)
     dtype = out.dtype
     if dtype == np.float32:
         with np.errstate(over="ignore"):
@@ -141,6 +161,24 @@ def affine(
 
     map_blocks(one, blocks, n_jobs)
     return out.T if transposed else out
+
+
+def _wide_affine(X, out, shift, factor, offset, check_finite: bool) -> np.ndarray:
+    """``(X - shift) * factor + offset`` for a shift near the float64 limit,
+    where the difference can overflow though the result does not."""
+    if check_finite:
+        columns = np.flatnonzero(np.isinf(X).any(axis=0))
+        if columns.size:
+            raise InfiniteValueError(columns)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = (X - shift) * factor
+        lost = np.isinf(y) & np.isfinite(X)
+        if lost.any():
+            y = np.where(lost, X * factor - np.asarray(shift) * factor, y)
+    if offset is not None:
+        y += offset
+    out[...] = y
+    return out
 
 
 def scale_columns_sparse(X, factor: np.ndarray):

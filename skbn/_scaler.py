@@ -24,7 +24,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _array_api, _collections, _stats
-from ._affine import affine, scale_columns_sparse, transform_coefficients
+from ._affine import affine, divisor, scale_columns_sparse, transform_coefficients
 from ._averaging import KEYWORDS
 from ._interop import InteropMixin
 from ._state import State, advance, from_attributes, new_state, to_attributes
@@ -331,7 +331,7 @@ class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, Base
         if not self.with_std:
             return None
         xp = self._xp(state)
-        return 1.0 / transform_coefficients(state.averages, self.epsilon, None, xp)
+        return divisor(state.averages, self.epsilon, xp)
 
     # -- the state: one reader, one writer ---------------------------------------
 

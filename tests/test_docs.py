@@ -40,6 +40,7 @@ PAGES_WITH_RUNNABLE_CODE = (
     "index",
     "getting_started",
     "mapping",
+    "numerics",
     "persistence",
     "user_guide",
 )

@@ -329,14 +329,6 @@ def test_finite_data_never_give_an_infinite_mean(X, params, weights, data):
             assert np.isfinite(scaler.moving_var_[j])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, RuntimeWarning),
-    reason="bug: a variance of inf passes the constant-feature guard (inf <= n eps inf), "
-    "so scale_ is 1 and transform overflows: BatchNormScaler(epsilon=0).fit(X)"
-    ".transform(X) with X = [[M], [-M], [M]], M = float64 max, gives -inf (and a "
-    "RuntimeWarning) where the divisor is finite",
-)
 @settings(SETTINGS, report_multiple_bugs=False)
 @given(X=HUGE_MATRICES, params=MODES, weights=st.booleans(), data=st.data())
 def test_transform_of_finite_data_is_finite_where_the_divisor_is(X, params, weights, data):
