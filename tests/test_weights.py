@@ -28,7 +28,9 @@ def data(seed=0, n=40, n_features=3):
 
 def snapshot(scaler):
     """Every attribute, arrays copied, for an exact before/after comparison."""
-    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in scaler.__getstate__().items()}
+    return {
+        k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in scaler.__getstate__().items()
+    }
 
 
 def assert_same_state(scaler, before):
