@@ -502,9 +502,7 @@ def _affine_values(
         raise infinite_error(start + exc.columns, params.feature_names) from None
 
 
-def _affine_block(
-    block: np.ndarray, params: _AffineParams, block_info: Any = None
-) -> np.ndarray:
+def _affine_block(block: np.ndarray, params: _AffineParams, block_info: Any = None) -> np.ndarray:
     """``map_blocks`` function: the affine map of one array block."""
     start, stop = block_info[0]["array-location"][1]
     values = np.ascontiguousarray(block, dtype=params.dtype)
