@@ -8,10 +8,13 @@ the estimator (moments, averaging, affine map, validation).
 
 A handler module provides:
 
-``describe(X) -> proxy``
+``describe(X, feature_names=None) -> proxy``
     An empty in-memory stand-in for ``X`` with the same columns (an empty
     pandas frame, or ``np.empty((0, n_features))``), which the estimator
     validates as it validates in-memory data (feature names, width, dtype).
+    ``transform`` passes the fitted ``feature_names``: a handler whose
+    collections hold other columns beside the features (Spark's keys and
+    labels) describes only those; others may ignore it.
 ``batch_moments(X, sample_weight, *, dtype, batch_size) -> Batches``
     The :class:`~skbn._stats.Moments` of each mini-batch of ``X`` in order
     (all of ``X`` when ``batch_size`` is None), computed where the data lives.
