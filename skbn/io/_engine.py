@@ -81,7 +81,7 @@ def _chunk_moments(source, features, rows, cache, bar, counter) -> Iterator[Mome
     """Pass 1: the moments of each chunk of ``rows`` rows, caching what was read."""
 
     def read() -> Iterator:
-        for table in prefetch(source.batches()):
+        for table in source.batches():
             if cache is not None:
                 cache.add(table)
             bar.update(table.num_rows)
@@ -152,13 +152,14 @@ def _mapped(tables, features, mapper, check) -> Iterator:
 
 
 def _transform_pass(tables, sink, features, mapper, options, bar) -> int:
-    """Pass 2: map the scaled columns of each table and write it; the rows written.
-
-    Reading and mapping run a table ahead of writing, in another thread.
-    """
+    """Pass 2: map the scaled columns of each table and write it; the rows written."""
     check, digits = options
     n_rows = 0
-    for out in prefetch(_mapped(tables, features, mapper, check), depth=1):
+    mapped = _mapped(tables, features, mapper, check)
+    # A binary writer (pyarrow) runs on one core: read and map the next table
+    # meanwhile.  polars' CSV writer uses every core already, and a thread
+    # would only add switching (measured: more CPU time, no less wall time).
+    for out in mapped if sink.fmt.text else prefetch(mapped, depth=1):
         sink.write(out, round_columns=features, digits=digits)
         n_rows += out.num_rows
         bar.update(out.num_rows)
