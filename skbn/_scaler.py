@@ -13,27 +13,26 @@ other libraries through :mod:`skbn._interop`.
 
 from __future__ import annotations
 
-import weakref
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn import get_config
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from . import _array_api, _collections, _stats
-from ._affine import affine, divisor, scale_columns_sparse, transform_coefficients
+from ._affine import divisor
 from ._averaging import KEYWORDS
+from ._input import InputMixin, to_numpy
 from ._interop import InteropMixin
+from ._mapping import AffineMixin
 from ._state import State, advance, from_attributes, new_state, to_attributes
 from ._state import write_lock as _write_lock
 from ._validation import (
     InfiniteValueError,
     check_affine,
     check_finite,
-    check_sample_weight,
     feature_labels,
     infinite_error,
 )
@@ -42,77 +41,15 @@ from ._version import __version__
 __all__ = ["BatchNormScaler"]
 
 
-# float32 stays float32, every other dtype (float16 included) becomes float64.
-_FLOAT_DTYPES = (np.float64, np.float32)
-
 #: Version of the saved state; bump it (and migrate in __setstate__) when the
 #: fitted attributes change meaning.  Format 1 (skbn 0.1) lacks ``_pooled_var_``.
 _STATE_FORMAT = 2
 _READABLE_FORMATS = (1, 2)
 
-# The parameters whose values can be compared cheaply; see _check_params.
-_CHEAP_PARAMS = (
-    "momentum", "epsilon", "unbiased", "init", "center", "scale",
-    "with_mean", "with_std", "batch_size", "n_jobs", "copy",
-)  # fmt: skip
 
-
-def _is_float32_frame(X) -> bool:
-    """A polars DataFrame whose columns are all Float32 (scikit-learn cannot
-    see a polars frame's dtype and would pick float64)."""
-    if type(X).__module__.partition(".")[0] != "polars" or not hasattr(X, "schema"):
-        return False
-    dtypes = list(X.schema.values())
-    return bool(dtypes) and all(str(dt) == "Float32" for dt in dtypes)
-
-
-def _to_numpy(a):
-    """A fitted array as NumPy, whatever namespace and device it lives in."""
-    if isinstance(a, np.ndarray):
-        return a
-    from sklearn.utils._array_api import _convert_to_numpy, get_namespace
-
-    return _convert_to_numpy(a, get_namespace(a)[0])
-
-
-_NUMERIC_HINT = (
-    "BatchNormScaler scales numbers only: select the numeric columns first (for "
-    "example df.select_dtypes('number'), or a ColumnTransformer that routes the "
-    "other columns elsewhere)."
-)
-
-
-def _fix_hint(message: str) -> str | None:
-    """How to fix an input that scikit-learn's validation refused, where its
-    own message does not say (None where it does)."""
-    if "could not convert" in message or "argument must be" in message:
-        return _NUMERIC_HINT
-    if "Complex data not supported" in message:
-        return "Pass real numbers: np.real(X), or np.abs(X) for the magnitude."
-    if "inhomogeneous" in message or "sequence" in message:
-        return "Every row of X must have the same number of values (n_features)."
-    return None
-
-
-_STUBS: dict = {}
-
-# Affine coefficients per estimator, for the state they were made from: a
-# cache, not fitted state, so it lives outside the object.
-_COEFFICIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def _stub(estimator) -> BaseEstimator:
-    """A bare estimator named like ``estimator``, for ``validate_data(reset=True)``,
-    which records the width and feature names on the object it is given:
-    here they are read back from the stub and enter the new state instead."""
-    name = type(estimator).__name__
-    cls = _STUBS.get(name)
-    if cls is None:
-        cls = _STUBS[name] = type(name, (BaseEstimator,), {"__module__": __name__})
-    return cls()
-
-
-class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+class BatchNormScaler(
+    InputMixin, AffineMixin, InteropMixin, OneToOneFeatureMixin, TransformerMixin, BaseEstimator
+):
     """Scale features with batch normalization's moving mean and variance.
 
     Each call to :meth:`partial_fit` is one mini-batch ``B``.  For each feature
@@ -411,91 +348,6 @@ class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, Base
 
     # -- validation --------------------------------------------------------------
 
-    def _validate_X(
-        self, X, *, reset: bool, copy: bool = False, xp=np, device=None, ensure: bool = True
-    ):
-        """Validate ``X`` (finiteness is checked where the data is read).
-
-        Returns ``(X, n_features, feature_names)``.  With ``reset=True`` the
-        width and names are recorded on a stub, never on ``self``: they enter
-        the new state when it is published.  A plain 2-D float ndarray of
-        the fitted width, for a scaler fitted without feature names, is
-        already what ``validate_data`` would return, so it skips that call.
-        """
-        state = None if reset else self._current_state()
-        if (
-            state is not None
-            and type(X) is np.ndarray
-            and X.ndim == 2
-            and X.dtype in _FLOAT_DTYPES
-            and X.shape[0] > 0
-            and X.shape[1] == state.n_features
-            and state.feature_names is None
-        ):
-            return X, state.n_features, None
-        if xp is np:
-            dtype = np.float32 if _is_float32_frame(X) else _FLOAT_DTYPES
-        else:  # float32 stays float32, the rest takes the device's best float
-            dtype = (_array_api.stats_dtype(xp, device), xp.float32)
-        target = _stub(self) if reset else self
-        try:
-            X = validate_data(
-                target, X, reset=reset, accept_sparse=("csr", "csc"), dtype=dtype,
-                ensure_all_finite=False, copy=copy, ensure_min_samples=1 if ensure else 0,
-            )  # fmt: skip
-        except (TypeError, ValueError) as exc:
-            message = str(exc)
-            if message.startswith("Complex data not supported"):
-                message = "Complex data not supported"  # without the whole array
-            hint = _fix_hint(message)
-            if hint is None:
-                raise
-            separator = " " if message.endswith(".") else ". "
-            raise type(exc)(f"{message}{separator}{hint}") from None
-        if not reset:
-            return X, state.n_features, state.feature_names
-        return X, target.n_features_in_, getattr(target, "feature_names_in_", None)
-
-    def _sample_weight(self, sample_weight, X, xp):
-        """Validated weights: NumPy through :func:`check_sample_weight`, other
-        namespaces through scikit-learn's, with the same refusals."""
-        if xp is np or sample_weight is None:
-            return check_sample_weight(sample_weight, X.shape[0])
-        from sklearn.utils.validation import _check_sample_weight as sk_check
-
-        w = sk_check(sample_weight, X, dtype=X.dtype, allow_all_zero_weights=True)
-        check_sample_weight(_to_numpy(w), X.shape[0])  # the same refusals
-        return w
-
-    def _check_params(self) -> None:
-        """Validate the parameters, skipping the work when they have not
-        changed since the last successful check (``gamma`` and ``beta`` are
-        checked where they are used, when fitting starts)."""
-        if get_config()["skip_parameter_validation"]:
-            return
-        values = tuple(map(self.__dict__.get, _CHEAP_PARAMS))
-        key = (values, tuple(map(type, values)))
-        if key != self.__dict__.get("_checked_params"):
-            self._validate_params()
-            self._checked_params = key
-
-    def _check_sparse_supported(self, X, beta=None) -> None:
-        if not sp.issparse(X):
-            return
-        if self.with_mean:
-            raise ValueError(
-                "Cannot center sparse matrices: subtracting the mean would make "
-                "them dense. Pass `with_mean=False` to BatchNormScaler, or convert "
-                "X to a dense array."
-            )
-        beta = self.beta if beta is None else beta
-        if self.center and np.any(_to_numpy(np.asarray(beta) if np.isscalar(beta) else beta) != 0):
-            raise ValueError(
-                "Cannot add a nonzero beta_ offset to sparse matrices: it would make "
-                "them dense. Pass `center=False` (or set beta to 0), or convert X "
-                "to a dense array."
-            )
-
     def _moments(self, X, sample_weight, names, xp=np, device=None):
         try:
             if xp is not np:
@@ -673,107 +525,6 @@ class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, Base
 
     # -- transforming ------------------------------------------------------------
 
-    def _coefficients(self, state: State | None = None, xp=np):
-        """``(shift, factor, offset)`` of the affine map; ``None`` leaves a term out.
-
-        Kept (outside the object) for the published arrays they were made
-        from, which are read-only: the next call with the same state and
-        parameters reuses them."""
-        state = self._fitted_state() if state is None else state
-        if xp is not np:
-            return self._make_coefficients(state, xp)
-        avg = state.averages
-        sources = (avg.mean, avg.var, avg.weight, state.gamma, state.beta)
-        params = (self.epsilon, self.with_mean, self.with_std, self.center, self.scale)
-        cached = _COEFFICIENTS.get(self)
-        # the cache holds its source arrays, so their ids cannot be reused
-        if (
-            cached is not None
-            and cached[1] == params
-            and all(a is b for a, b in zip(cached[0], sources, strict=True))
-        ):
-            return cached[2]
-        coefficients = self._make_coefficients(state, np)
-        if not any(a.flags.writeable for a in sources):
-            _COEFFICIENTS[self] = (sources, params, coefficients)
-        return coefficients
-
-    def _make_coefficients(self, state: State, xp):
-        gamma = state.gamma if self.scale else None
-        if self.with_std:
-            factor = transform_coefficients(state.averages, self.epsilon, gamma, xp)
-        elif gamma is not None:
-            factor = gamma
-        else:
-            factor = xp.ones_like(state.averages.mean)
-        shift = state.averages.mean if self.with_mean else None
-        offset = state.beta if self.center else None
-        return shift, factor, offset
-
-    def _check_same_namespace(self, X, method: str) -> None:
-        from sklearn.utils._array_api import check_same_namespace
-
-        check_same_namespace(X, self, attribute="moving_mean_", method=method)
-
-    def _apply(self, X_in, copy, inverse: bool):
-        """Validate ``X_in``, choose where to write, and apply the affine map."""
-        state = self._fitted_state()
-        method = "inverse_transform" if inverse else "transform"
-        handler = _collections.handler_for(X_in)
-        if handler is not None:
-            proxy = handler.describe(X_in)
-            X_proxy, _, names = self._validate_X(proxy, reset=False, ensure=False)
-            return handler.transform(
-                X_in, self._coefficients(state), dtype=X_proxy.dtype, inverse=inverse,
-                feature_names=names,
-                materialize=not inverse and self._output_container() != "default",
-            )  # fmt: skip
-        if type(X_in) is np.ndarray and isinstance(state.averages.mean, np.ndarray):
-            xp, is_numpy, device = np, True, None  # NumPy whatever the dispatch
-        else:
-            xp, is_numpy, device = _array_api.namespace(X_in)
-        if xp is not np:  # array_api_dispatch is on
-            self._check_same_namespace(X_in, method)
-        names = state.feature_names
-        if not is_numpy:
-            X, _, _ = self._validate_X(X_in, reset=False, xp=xp, device=device)
-            shift, factor, offset = self._coefficients(state, xp)
-            try:
-                return _array_api.affine(X, shift, factor, offset, inverse=inverse, xp=xp)
-            except InfiniteValueError as exc:
-                raise infinite_error(exc.columns, names, type(self).__name__) from None
-        copy = self.copy if copy is None else copy
-        X, _, _ = self._validate_X(X_in, reset=False, copy=copy and sp.issparse(X_in))
-        shift, factor, offset = self._coefficients(state)
-        try:
-            if sp.issparse(X):
-                self._check_sparse_supported(X, state.beta)
-                check_finite(X)
-                if not X.data.flags.writeable:
-                    X = X.copy()
-                return scale_columns_sparse(X, 1.0 / factor if inverse else factor)
-            # validate_data may already have made a new array (a list, another
-            # dtype); it can then be written into even when copy=True.
-            fresh = isinstance(X_in, (list, tuple)) or (
-                isinstance(X_in, np.ndarray) and not np.may_share_memory(X, X_in)
-            )
-            in_place = X.flags.writeable and (fresh or not copy)
-            if in_place:
-                check_finite(X)  # all of X, before any of it is overwritten
-            out = X if in_place else np.empty_like(X)
-            return affine(
-                X, out, shift, factor, offset,
-                inverse=inverse, check_finite=not in_place, n_jobs=self.n_jobs,
-            )  # fmt: skip
-        except InfiniteValueError as exc:
-            raise infinite_error(exc.columns, names, type(self).__name__) from None
-
-    def _output_container(self) -> str:
-        """The container ``set_output`` configured for ``transform``."""
-        from sklearn.utils._set_output import _get_output_config
-
-        return _get_output_config("transform", self)["dense"]
-
     def transform(self, X, copy=None):
         """Scale ``X`` with the moving statistics.
 
@@ -820,7 +571,7 @@ class BatchNormScaler(InteropMixin, OneToOneFeatureMixin, TransformerMixin, Base
             mapped to a constant and cannot be recovered.
         """
         state = self._fitted_state()
-        zero_gamma = np.asarray(_to_numpy(state.gamma)) == 0
+        zero_gamma = np.asarray(to_numpy(state.gamma)) == 0
         if self.scale and zero_gamma.any():
             raise ValueError(
                 "Cannot invert the transform: gamma_ is 0 for feature(s) "

@@ -22,6 +22,8 @@ CORE = {
     "skbn._validation",
     "skbn._collections",
     "skbn._scaler",
+    "skbn._input",
+    "skbn._mapping",
 }
 #: Integrations: imported by the core only lazily, by name, through a seam.
 INTEGRATIONS = {

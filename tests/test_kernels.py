@@ -303,13 +303,13 @@ def test_one_block_and_many_blocks_agree(dtype, monkeypatch):
 def validate_calls(monkeypatch):
     """Count the calls that go through sklearn's ``validate_data``."""
     calls = []
-    validate = skbn._scaler.validate_data
+    validate = skbn._input.validate_data
 
     def spy(*args, **kwargs):
         calls.append(type(args[1]).__name__)
         return validate(*args, **kwargs)
 
-    monkeypatch.setattr(skbn._scaler, "validate_data", spy)
+    monkeypatch.setattr(skbn._input, "validate_data", spy)
     return calls
 
 
