@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._stats import map_blocks, row_blocks, threads_for
+from ._blocks import map_blocks, row_blocks, threads_for
 from ._validation import InfiniteValueError
 
 __all__ = [

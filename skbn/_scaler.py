@@ -27,6 +27,7 @@ from ._averaging import KEYWORDS
 from ._input import InputMixin, to_numpy
 from ._interop import InteropMixin
 from ._mapping import AffineMixin
+from ._sparse import sparse_moments
 from ._state import State, advance, from_attributes, new_state, to_attributes
 from ._state import write_lock as _write_lock
 from ._validation import (
@@ -354,7 +355,7 @@ class BatchNormScaler(
                 return _array_api.moments(X, sample_weight, xp, device)
             if sp.issparse(X):
                 check_finite(X)
-                return _stats.sparse_moments(X, sample_weight)
+                return sparse_moments(X, sample_weight)
             return _stats.dense_moments(X, sample_weight, n_jobs=self.n_jobs)
         except InfiniteValueError as exc:
             raise infinite_error(exc.columns, names, type(self).__name__) from None

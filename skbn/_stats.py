@@ -34,14 +34,19 @@ the file engine can use it without scikit-learn.
 
 from __future__ import annotations
 
-import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
 
+from ._blocks import (
+    BLOCK_BYTES,
+    aligned_empty,
+    map_blocks,
+    row_blocks,
+    rows_per_block,
+    single_threaded_blas,
+)
 from ._validation import InfiniteValueError
 
 __all__ = [
@@ -54,13 +59,10 @@ __all__ = [
     "raise_if_infinite",
     "row_blocks",
     "rows_per_block",
-    "sparse_moments",
+    "BLOCK_BYTES",
     "unbiased_variance",
 ]
 
-#: Bytes of one block of the affine map and of the batch-splitting helpers
-#: (counted as float64 whatever the dtype).
-BLOCK_BYTES = 1 << 21
 
 #: Rows of one block of :func:`dense_moments`, whatever the number of
 #: features: the order in which a column's values are summed never depends
@@ -110,123 +112,6 @@ def _two_sum(a, b):
     bb = s - a
     e = (a - (s - bb)) + (b - bb)
     return s, e
-
-
-def rows_per_block(n_features: int, block_bytes: int = BLOCK_BYTES) -> int:
-    """The rows of a full block: ``block_bytes`` of float64 rows, at least 1."""
-    return max(1, block_bytes // (8 * max(n_features, 1)))
-
-
-def row_blocks(n_rows: int, n_features: int, block_bytes: int = BLOCK_BYTES) -> list:
-    """Partition ``range(n_rows)`` into consecutive slices of about ``block_bytes``.
-
-    The partition depends on the shape only (float64 itemsize is assumed for
-    every input dtype), never on ``n_jobs`` or on the memory layout.
-
-    Examples
-    --------
-    >>> row_blocks(5, 1, block_bytes=16)
-    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
-    """
-    rows = rows_per_block(n_features, block_bytes)
-    return [slice(start, min(start + rows, n_rows)) for start in range(0, n_rows, rows)]
-
-
-_MIN_BLOCKS_PER_THREAD = 4
-_pool = None
-_pool_pid = None
-_pool_lock = threading.Lock()
-
-
-def _thread_pool() -> ThreadPoolExecutor:
-    """One pool for the process, made on first use (starting threads on every
-    call costs more than a small batch takes); a forked child makes its own."""
-    global _pool, _pool_pid
-    with _pool_lock:
-        if _pool is None or _pool_pid != os.getpid():
-            _pool = ThreadPoolExecutor(max_workers=max(os.cpu_count() or 1, 2))
-            _pool_pid = os.getpid()
-        return _pool
-
-
-def threads_for(n_blocks: int, n_jobs: int | None) -> int:
-    """How many threads :func:`map_blocks` uses for ``n_blocks`` blocks.
-
-    Threads pay off only with several blocks each: between its NumPy calls a
-    thread needs the GIL, and waiting for it costs more than a small batch.
-    """
-    most = n_blocks // _MIN_BLOCKS_PER_THREAD
-    if most < 2 or n_jobs == 1:
-        return 1
-    from joblib import effective_n_jobs
-
-    return min(effective_n_jobs(n_jobs), most)
-
-
-def map_blocks(func, blocks: list, n_jobs: int | None) -> list:
-    """``[func(b) for b in blocks]``, spread over threads, results in order.
-
-    Threads (from one pool per process) are used only when ``n_jobs`` allows
-    two or more and each gets at least ``_MIN_BLOCKS_PER_THREAD`` blocks;
-    each takes one contiguous run of blocks (a static schedule: one task per
-    thread, so the pool costs nothing per block).  ``func`` sees the same
-    blocks however many threads run it, so the results do not depend on
-    ``n_jobs``.
-    """
-    n_threads = threads_for(len(blocks), n_jobs)
-    if n_threads <= 1:
-        return [func(block) for block in blocks]
-    bounds = np.linspace(0, len(blocks), n_threads + 1).astype(int)
-    runs = [blocks[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-    results = _thread_pool().map(lambda run: [func(block) for block in run], runs)
-    return [r for run in results for r in run]
-
-
-def aligned_empty(n: int, align: int = 64) -> np.ndarray:
-    """An uninitialised float64 vector whose data starts on an ``align``-byte
-    boundary, so BLAS kernels take the same path (and round the same way) on
-    every buffer."""
-    raw = np.empty(n + align // 8, dtype=np.float64)
-    offset = (-raw.ctypes.data % align) // 8
-    return raw[offset : offset + n]
-
-
-_blas_controller = None
-
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_limiter = None
-
-
-@contextmanager
-def _single_threaded_blas():
-    """BLAS on one thread, whatever ``n_jobs`` is: a multithreaded BLAS sums
-    in another order, and the results must not depend on the thread count.
-
-    The limit is process-wide, so overlapping calls (a threaded grid search)
-    share it: the first to enter sets it, the last to leave restores it.
-    OpenBLAS may ignore a limit set from a thread other than the main one
-    once the main thread has set one; the sums are then still correct, but
-    their last bits may vary with the BLAS thread count.
-    """
-    global _blas_controller, _blas_users, _blas_limiter
-    with _blas_lock:
-        if _blas_users == 0:
-            if _blas_controller is None:
-                from threadpoolctl import ThreadpoolController
-
-                _blas_controller = ThreadpoolController()
-            _blas_limiter = _blas_controller.limit(limits=1, user_api="blas")
-        _blas_users += 1
-    try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _blas_limiter.restore_original_limits()
-                _blas_limiter = None
 
 
 # -- exactness helpers -----------------------------------------------------------
@@ -647,7 +532,7 @@ def _unpinned_dense(X, w, wide, n_jobs, block_rows) -> Moments:
         residual = np.zeros(n_features)
     else:
         blocks = moment_blocks(n_rows, n_features, block_rows)
-        with _single_threaded_blas():
+        with single_threaded_blas():
             first = _unpinned_block(
                 np.ascontiguousarray(X[rows[0]], dtype=np.float64),
                 None if w is None else w[rows[0]],
@@ -670,74 +555,12 @@ def _unpinned_dense(X, w, wide, n_jobs, block_rows) -> Moments:
             xb = np.ascontiguousarray(X[r][:, columns], dtype=np.float64)
             return _unpinned_block(xb, None if w is None else w[r], wide)
 
-        with _single_threaded_blas():
+        with single_threaded_blas():
             safe = reduce_moments(map_blocks(careful, rows, n_jobs))
         safe = _refine(X, w, columns, safe, rows, n_jobs)
         weight[bad], mean[bad], var[bad] = safe.weight, safe.mean, safe.var
         residual[bad] = 0.0 if safe.residual is None else safe.residual
     return Moments(weight, mean, np.maximum(var, 0.0), residual)
-
-
-def sparse_moments(X, sample_weight: np.ndarray | None = None) -> Moments:
-    """Moments of a SciPy CSR/CSC matrix or array, implicit zeros included.
-
-    Duplicate entries are summed first (SciPy's meaning of a non-canonical
-    matrix).  Per column, the explicit values get the careful moments of
-    :func:`_careful_moments` (weights as proportions of the column's own
-    total, so no weight underflows and no sum overflows), the implicit zeros
-    are one group of mean 0 and variance 0, and the two are merged with
-    :func:`merge_moments`.  Constant columns are exact, as in the dense path.
-    """
-    import scipy.sparse as sp
-
-    X = sp.csc_matrix(X, dtype=np.float64, copy=True)
-    X.sum_duplicates()
-    n_rows, n_features = X.shape
-    counts = np.diff(X.indptr)
-    col = np.repeat(np.arange(n_features), counts)
-    data = X.data
-    w_row = np.ones(n_rows) if sample_weight is None else sample_weight
-    w_entry = w_row[X.indices]
-    present = ~np.isnan(data) & (w_entry > 0)
-
-    def per_column(values):
-        return np.bincount(col, weights=values, minlength=n_features)
-
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
-        w_p = np.where(present, w_entry, 0.0)
-        w_max = np.zeros(n_features)
-        np.maximum.at(w_max, col, w_p)
-        scaled = w_p / np.where(w_max > 0, w_max, 1.0)[col]
-        scaled_total = per_column(scaled)
-        p = scaled / np.where(scaled_total > 0, scaled_total, 1.0)[col]
-        x0 = np.where(present, data, 0.0)
-        mean = per_column(p * x0)
-        d = np.where(present, x0 - mean[col], 0.0)
-        pd = p * d
-        correction = per_column(pd)
-        correction = np.where(np.isfinite(correction), correction, 0.0)
-        spread = per_column(pd * d)
-        var = np.where(np.isinf(spread), spread, spread - correction * correction)
-        mean = mean + correction
-    explicit_weight = per_column(w_p)
-    explicit = Moments(
-        explicit_weight,
-        np.where(explicit_weight > 0, mean, 0.0),
-        np.where(explicit_weight > 0, np.maximum(var, 0.0), 0.0),
-    )
-    lo = np.full(n_features, np.inf)
-    hi = np.full(n_features, -np.inf)
-    np.minimum.at(lo, col[present], data[present])
-    np.maximum.at(hi, col[present], data[present])
-    explicit = _pinned(explicit, np.arange(n_features), lo, hi)
-    # The implicit zeros: the rows with no entry in the column.
-    if sample_weight is None:
-        zero_weight = (n_rows - counts).astype(np.float64)
-    else:
-        zero_weight = np.maximum(float(sample_weight.sum()) - per_column(w_entry), 0.0)
-        zero_weight[counts == n_rows] = 0.0
-    zeros = Moments(zero_weight, np.zeros(n_features), np.zeros(n_features))
-    return merge_moments(explicit, zeros)
 
 
 def unbiased_variance(moments: Moments, xp=np):

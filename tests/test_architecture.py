@@ -15,6 +15,8 @@ PACKAGE = pathlib.Path(skbn.__file__).parent
 #: lazily, inside those methods: see its own test).
 CORE = {
     "skbn._stats",
+    "skbn._blocks",
+    "skbn._sparse",
     "skbn._averaging",
     "skbn._state",
     "skbn._affine",

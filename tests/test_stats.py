@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from exact import assert_close_to_exact, exact_batch
 
-from skbn import _averaging, _stats
+from skbn import _averaging, _blocks, _stats
 
 
 def _exact_columns(X, w=None):
@@ -145,7 +145,7 @@ def test_unbiased_variance():
 
 
 def test_row_blocks_cover_rows_once():
-    blocks = _stats.row_blocks(1001, 13, block_bytes=8 * 13 * 64)
+    blocks = _blocks.row_blocks(1001, 13, block_bytes=8 * 13 * 64)
     covered = np.concatenate([np.arange(1001)[b] for b in blocks])
     np.testing.assert_array_equal(covered, np.arange(1001))
     assert all(b.stop - b.start == 64 for b in blocks[:-1])
@@ -165,17 +165,17 @@ def test_overlapping_blas_limits_hold_until_the_last_leaves():
     inside, leave = threading.Event(), threading.Event()
 
     def second():
-        with _stats._single_threaded_blas():
+        with _blocks.single_threaded_blas():
             inside.set()
             leave.wait()
 
     thread = threading.Thread(target=second)
-    with _stats._single_threaded_blas():
+    with _blocks.single_threaded_blas():
         thread.start()
         inside.wait()
         leave.set()
         thread.join()  # the second call has left; this one is still inside
         assert set(blas_threads()) == {1}
-        assert _stats._blas_users == 1
+        assert _blocks._blas_users == 1
     assert blas_threads() == before
-    assert _stats._blas_users == 0
+    assert _blocks._blas_users == 0
