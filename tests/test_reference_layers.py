@@ -206,8 +206,8 @@ def test_transform_matches_torch_eval_output(epsilon, affine):
         torch_train_step(module, batch)
         scaler.partial_fit(batch)
     with torch.no_grad():
-        module.weight.copy_(torch.from_numpy(scaler.gamma_))
-        module.bias.copy_(torch.from_numpy(scaler.beta_))
+        module.weight.copy_(torch.tensor(scaler.gamma_))
+        module.bias.copy_(torch.tensor(scaler.beta_))
     module.eps = epsilon
     module.eval()
     X = batch_stream(5, 1, offset, scale, min_size=100, max_size=100)[0]
