@@ -504,6 +504,22 @@ def bench_small(repeat: int, seed: int, calls: int = 200) -> tuple:
         "numpy X.copy()": looped(np.ndarray.copy),
     }
     pf["numpy X.sum(axis=0)"] = looped(lambda b: b.sum(axis=0))
+    torch = _torch_one_thread()
+    if torch is not None:  # the layer whose speed a small batch should match
+        tensors = [torch.from_numpy(b) for b in batches]
+        layer = torch.nn.BatchNorm1d(n_features, dtype=torch.float64)
+
+        def torch_forward(train):
+            def run():
+                layer.train(train)
+                with torch.no_grad():
+                    for t in tensors:
+                        layer(t)
+
+            return run
+
+        pf["torch BatchNorm1d train forward"] = torch_forward(True)
+        tr["torch BatchNorm1d eval forward"] = torch_forward(False)
     if river is not None:
         frames = [frame(b) for b in batches]
         dicts = [f.to_dict("records") for f in frames[:adaptive_batches]]
@@ -553,7 +569,30 @@ def bench_small(repeat: int, seed: int, calls: int = 200) -> tuple:
             "StandardScaler.transform", t["StandardScaler.transform"], 0.5,
         ),
     ]  # fmt: skip
+    if torch is not None:
+        figures += [
+            Figure(
+                f"partial_fit per call / torch BatchNorm1d train forward ({shape}, 1 thread)",
+                "skbn partial_fit", p["skbn partial_fit"],
+                "torch BatchNorm1d train forward", p["torch BatchNorm1d train forward"], 1.0,
+            ),
+            Figure(
+                f"transform per call / torch BatchNorm1d eval forward ({shape}, 1 thread)",
+                "skbn transform", t["skbn transform"],
+                "torch BatchNorm1d eval forward", t["torch BatchNorm1d eval forward"], 1.5,
+            ),
+        ]  # fmt: skip
     return figures, {"partial_fit per call": p, "transform per call": t}
+
+
+def _torch_one_thread():
+    """PyTorch on one thread (as skbn's small batches run), or None."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - reported by the missing rows
+        return None
+    torch.set_num_threads(1)
+    return torch
 
 
 def bench_sweep(repeat: int, seed: int, quick: bool) -> list:
