@@ -25,21 +25,13 @@ from skbn import BatchNormScaler
 CONFIGURATIONS = [
     BatchNormScaler(),
     BatchNormScaler(momentum=None, unbiased=True),
+    BatchNormScaler(momentum="pooled"),
     BatchNormScaler(init="keras"),
     BatchNormScaler(with_mean=False),
+    BatchNormScaler(with_std=False),
     BatchNormScaler(batch_size=7),
     BatchNormScaler(center=False, scale=False),
 ]
-# Configurations of parameters still being added: listed once they exist.
-# TODO: fold into the list above (without the guard) once both are in a release.
-if "with_std" in BatchNormScaler().get_params():
-    CONFIGURATIONS.append(BatchNormScaler(with_std=False))
-try:
-    BatchNormScaler(momentum="pooled")._validate_params()
-except ValueError:  # InvalidParameterError: no momentum="pooled" yet
-    pass
-else:
-    CONFIGURATIONS.insert(2, BatchNormScaler(momentum="pooled"))
 
 
 def expected_failed_checks(estimator):
