@@ -41,11 +41,16 @@ _PURPOSE = "reading and writing files"
 
 
 def pyarrow():
-    """pyarrow with the submodules the engine uses, or a clear error."""
+    """pyarrow with its IPC module, or a clear error (:func:`parquet` for Parquet)."""
     pa = require("pyarrow", "pyarrow", _PURPOSE)
-    for name in ("compute", "ipc", "parquet"):
-        require(f"pyarrow.{name}", "pyarrow", _PURPOSE)
+    require("pyarrow.ipc", "pyarrow", _PURPOSE)
     return pa
+
+
+def parquet():
+    """``pyarrow.parquet``, imported only for a Parquet file (it takes ~0.1 s)."""
+    pyarrow()
+    return require("pyarrow.parquet", "pyarrow", _PURPOSE)
 
 
 def polars():
@@ -160,9 +165,9 @@ class ArrowSource:
     def _read_schema(self):
         pa = pyarrow()
         if self.fmt.kind == "parquet":
-            with pa.parquet.ParquetFile(self.path) as parquet:
-                self.total_rows = parquet.metadata.num_rows
-                schema = parquet.schema_arrow
+            with parquet().ParquetFile(self.path) as source:
+                self.total_rows = source.metadata.num_rows
+                schema = source.schema_arrow
             meta = schema.pandas_metadata or {}
             self.index_columns = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
             return schema
@@ -181,8 +186,8 @@ class ArrowSource:
         pa = pyarrow()
         with reading(self.name, self.schema.names):
             if self.fmt.kind == "parquet":
-                with pa.parquet.ParquetFile(self.path) as parquet:
-                    for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+                with parquet().ParquetFile(self.path) as source:
+                    for batch in source.iter_batches(batch_size=BATCH_ROWS):
                         yield as_schema(batch, self.schema)
             else:
                 with pa.OSFile(self.path, "rb") as stream:
@@ -225,9 +230,10 @@ def arrow_type(text: str):
         ) from None
 
 
-def polars_type(arrow):
+def empty_table(schema):
+    """A table of ``schema`` with no rows (``Schema.empty_table`` imports pandas)."""
     pa = pyarrow()
-    return polars().from_arrow(pa.nulls(0, type=arrow)).dtype
+    return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
 
 
 def overridden(schema, dtypes: dict):
@@ -263,7 +269,7 @@ class Sink:
                     self._stream = pa.CompressedOutputStream(self._stream, fmt.codec)
             elif fmt.kind == "parquet":
                 floats = {f.name for f in schema if pa.types.is_floating(f.type)}
-                self._writer = pa.parquet.ParquetWriter(
+                self._writer = parquet().ParquetWriter(
                     path,
                     schema,
                     use_dictionary=[n for n in schema.names if n not in floats],
@@ -298,7 +304,7 @@ class Sink:
         with writing(self.name):
             if self.fmt.text:
                 if not self._started:
-                    self.write(self.schema.empty_table())
+                    self.write(empty_table(self.schema))
                 self._stream.close()
             else:
                 self._writer.close()

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 
 from ._errors import FileError, reading
-from ._formats import INFER_ROWS, Format, as_schema, overridden, polars, polars_type, pyarrow
+from ._formats import INFER_ROWS, Format, as_schema, empty_table, overridden, polars, pyarrow
 
 __all__ = ["PIECE_BYTES", "TextSource"]
 
@@ -26,14 +26,14 @@ PIECE_BYTES = 16 << 20
 _QUOTE = ord('"')
 
 
-def _cut(data: bytes, quoted: bool) -> int:
-    """The end of the last complete line of ``data`` (0: none).
+def _cut(data: bytearray, end: int, quoted: bool) -> int:
+    """The end of the last complete line of ``data[:end]`` (0: none).
 
     With ``quoted``, a line break after an odd number of quote characters is
     inside a quoted field and is not an end of line (``data`` starts outside
     quotes; an escaped quote is two quotes, which keeps the parity).
     """
-    cut = data.rfind(b"\n") + 1
+    cut = data.rfind(b"\n", 0, end) + 1
     if not quoted or not cut:
         return cut
     odd = int(np.count_nonzero(np.frombuffer(data, np.uint8, count=cut) == _QUOTE)) % 2
@@ -59,6 +59,7 @@ class TextSource:
         self.size = os.path.getsize(path) if path != "-" and fmt.codec is None else None
         self._stream = self._open(path)
         self._carry = b""
+        self._buffer = bytearray()
         self._head = self._piece()
         if not self._head.strip():
             self.close()
@@ -85,20 +86,39 @@ class TextSource:
         return stream
 
     def _piece(self) -> bytes:
-        """The next run of whole lines, about PIECE_BYTES long (b"" at the end)."""
+        """The next run of whole lines, about PIECE_BYTES long (b"" at the end).
+
+        The text is read into one reused buffer, after the incomplete line
+        the previous piece left: a new buffer per piece would cost a page
+        fault per 4 KiB.
+        """
         quoted = self.fmt.kind == "csv"
         while True:
-            with reading(self.name):
-                block = self._stream.read(PIECE_BYTES)
-            data = self._carry + block
-            if not block:
+            carry = len(self._carry)
+            if len(self._buffer) < carry + PIECE_BYTES:
+                self._buffer = bytearray(carry + PIECE_BYTES)
+            view = memoryview(self._buffer)
+            view[:carry] = self._carry
+            end = carry + self._fill(view[carry : carry + PIECE_BYTES])
+            if end == carry:  # the end of the stream
                 self._carry = b""
-                return data
-            cut = _cut(data, quoted)
+                return bytes(view[:end])
+            cut = _cut(self._buffer, end, quoted)
             if cut:
-                self._carry = data[cut:]
-                return data[:cut]
-            self._carry = data
+                self._carry = bytes(view[cut:end])
+                return bytes(view[:cut])
+            self._carry = bytes(view[:end])
+
+    def _fill(self, view: memoryview) -> int:
+        """Read into ``view`` until it is full or the stream ends; the bytes read."""
+        done = 0
+        with reading(self.name):
+            while done < len(view):
+                n = self._stream.readinto(view[done:])
+                if not n:
+                    break
+                done += n
+        return done
 
     def _parse(self, data: bytes, header: bool, schema=None, n_rows=None):
         pl = polars()
@@ -125,7 +145,7 @@ class TextSource:
     def batches(self) -> Iterator:
         """The rows as Arrow tables, one per piece (the stream is read once)."""
         pl = polars()
-        schema = pl.Schema({f.name: polars_type(f.type) for f in self.schema})
+        schema = pl.from_arrow(empty_table(self.schema)).schema
         data, header = self._head, True
         self._head = b""
         try:
