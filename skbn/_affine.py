@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._blocks import map_blocks, row_blocks, threads_for
-from ._validation import InfiniteValueError
+from ._validation import InfiniteValueError, infinite_columns
 
 __all__ = [
     "affine",
@@ -148,7 +148,7 @@ def affine(
                 if transposed:
                     rows_inf = np.isinf(X[block]).any(axis=1)
                     raise InfiniteValueError(block.start + np.flatnonzero(rows_inf))
-                raise InfiniteValueError(np.flatnonzero(np.isinf(X[block]).any(axis=0)))
+                raise InfiniteValueError(infinite_columns(X[block]))
         if first is None:
             op(xb, mid, out=ob)
         else:

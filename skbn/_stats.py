@@ -47,7 +47,7 @@ from ._blocks import (
     rows_per_block,
     single_threaded_blas,
 )
-from ._validation import InfiniteValueError
+from ._validation import InfiniteValueError, infinite_columns
 
 __all__ = [
     "InfiniteValueError",
@@ -76,10 +76,8 @@ _EPS = np.finfo(np.float64).eps
 
 def raise_if_infinite(X: np.ndarray, columns: np.ndarray | None = None) -> None:
     """Raise :class:`InfiniteValueError` if ``X`` (or its ``columns``) holds +/-inf."""
-    sub = X if columns is None else X[:, columns]
-    infinite = np.isinf(sub).any(axis=0)
-    if infinite.any():
-        idx = np.flatnonzero(infinite)
+    idx = infinite_columns(X if columns is None else X[:, columns])
+    if idx.size:
         raise InfiniteValueError(idx if columns is None else np.asarray(columns)[idx])
 
 
