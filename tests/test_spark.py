@@ -225,6 +225,24 @@ def test_float_columns_stay_float(spark):
     np.testing.assert_array_equal(got, expected)  # the same float32 arithmetic
 
 
+def test_every_numeric_spark_type_is_a_feature(spark):
+    rows = [
+        (1, 2, 3, 4.5, "1.25", True, "a"),
+        (-7, 20, None, 0.25, "-3.50", False, "b"),
+        (12, -2, 30, None, "10.00", None, "c"),
+    ]
+    schema = "b byte, s short, l long, f float, d string, flag boolean, name string"
+    sdf = spark.createDataFrame(rows, schema).withColumn("d", F.col("d").cast("decimal(10,2)"))
+    scaler = BatchNormScaler(momentum="pooled").fit(sdf)
+    assert list(scaler.feature_names_in_) == ["b", "s", "l", "f", "d"]
+    collected = sdf.toPandas()[["b", "s", "l", "f", "d"]].astype(np.float64)
+    assert_same_state(scaler, BatchNormScaler(momentum="pooled").fit(collected))
+    out = scaler.transform(sdf)
+    assert [f.dataType for f in out.schema.fields[:5]] == [T.DoubleType()] * 5
+    got = out.toPandas()[["b", "s", "l", "f", "d"]].to_numpy()
+    np.testing.assert_allclose(got, scaler.transform(collected), rtol=RTOL)
+
+
 # -- point 2: transform is lazy, keeps columns, order and nulls -------------------------
 
 
