@@ -251,3 +251,18 @@ def test_finite_data_never_give_an_infinite_or_nan_mean():
             assert np.isfinite(scaler.mean_).all()
             assert not np.isnan(scaler.var_).any()
             assert math.isfinite(float(np.nanmax(np.abs(scaler.mean_))))
+
+
+def test_dask_two_d_and_unknown_chunks_equal_the_in_memory_fit():
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(9)
+    X = 1e9 + rng.normal(size=(300, 6)) * [1, 1e-3, 10, 1, 1, 1e3]
+    want = BatchNormScaler(momentum="pooled").fit(X)
+    two_d = da.from_array(X, chunks=(7, 4))
+    unknown = da.from_array(X, chunks=(50, 6))
+    unknown = unknown[unknown[:, 0] > -np.inf]  # a boolean filter: row counts unknown
+    assert np.isnan(unknown.shape[0])
+    for data in (two_d, unknown):
+        got = BatchNormScaler(momentum="pooled").fit(data)
+        np.testing.assert_allclose(got.mean_, want.mean_, rtol=1e-16)
+        np.testing.assert_allclose(got.var_, want.var_, rtol=1e-14)
