@@ -55,11 +55,11 @@ def require(module: str, package: str, purpose: str) -> Any:
 def _library_errors() -> tuple:
     """The exception types pyarrow and polars raise for bad data or files."""
     found: list = [OSError, ValueError]
-    if "pyarrow" in sys.modules:
-        found.append(sys.modules["pyarrow"].ArrowException)
-    if "polars" in sys.modules:
-        exceptions = sys.modules["polars"].exceptions
-        found += [exceptions.PolarsError, exceptions.PanicException]
+    arrow = getattr(sys.modules.get("pyarrow"), "ArrowException", None)
+    exceptions = getattr(sys.modules.get("polars"), "exceptions", None)
+    found += [arrow] if arrow is not None else []
+    for name in ("PolarsError", "PanicException"):
+        found += [getattr(exceptions, name)] if hasattr(exceptions, name) else []
     return tuple(found)
 
 
