@@ -426,16 +426,93 @@ def _frame_moments(
             )
             grouped.setdefault(r["piece"], []).append(_stats.Moments(*fields))
     moments = [_stats.reduce_moments(grouped[index]) for index in sorted(grouped)]
-    if moments:
-        total = np.sum([m.weight for m in moments], axis=0)
-        empty = [labels[j] if vector_size is None else j for j in np.flatnonzero(total == 0)]
-        if empty and weight != 0:
-            raise ValueError(
-                f"Column(s) {empty} hold no value (every row is null or NaN): there is "
-                "nothing to learn for them. Drop them, or fit on df.select(...) of the "
-                "columns that hold values."
-            )
+    if moments and weight != 0:
+        _check_present(np.sum([m.weight for m in moments], axis=0), labels, vector_size)
     return Batches(moments, any_weight, n_rows)
+
+
+def _check_present(total: np.ndarray, labels: list, vector_size: int | None = None) -> None:
+    """Refuse the columns that hold no value at all."""
+    empty = [labels[j] if vector_size is None else j for j in np.flatnonzero(total == 0)]
+    if empty:
+        raise ValueError(
+            f"Column(s) {empty} hold no value (every row is null or NaN): there is "
+            "nothing to learn for them. Drop them, or fit on df.select(...) of the "
+            "columns that hold values."
+        )
+
+
+#: Rows of one chunk of the SQL path (per partition, in order).
+_CHUNK_SHIFT = 16
+
+#: The SQL path's moments are trusted where ``mean^2 <= 2^12 var`` (the
+#: chunk means, plain sums divided by counts, then cost the variance a few
+#: hundred eps at most); elsewhere the column goes through the Arrow path.
+_TRUSTED_OFFSET2 = float(2**12)
+
+
+def _sql_moments(X: Any, fields: list) -> Batches:
+    """All of ``X`` as one batch, from Spark SQL aggregates where they are exact
+    enough, the Arrow path for the other columns.
+
+    Every chunk of ``2^16`` consecutive rows of a partition gives, per column,
+    the count, sum, minimum, maximum and ``var_pop`` (Welford's centred
+    update) of its present values, all on the JVM; the driver turns them into
+    moments (a constant chunk gets exactly its value and 0) and merges them
+    in order with :func:`skbn._stats.merge_moments`.  A chunk mean is a sum
+    divided by a count, so it is trusted only where the column's offset is
+    small against its spread (``mean^2 <= 2^12 var``); columns that fail
+    that, or hold +/-inf, or overflow, are computed by the Arrow path.
+    """
+    k = len(fields)
+    chunk = F.shiftright(F.monotonically_increasing_id(), _CHUNK_SHIFT).alias("_chunk")
+    nan_to_null = F.lit(None).cast("double")
+    frame = X.select(
+        chunk,
+        *[
+            F.nanvl(_col(f.name).cast("double"), nan_to_null).alias(f"_{j}")
+            for j, f in enumerate(fields)
+        ],
+    )
+    aggregates = [F.count(F.lit(1)).alias("rows")]
+    for j in range(k):
+        c = F.col(f"_{j}")
+        aggregates += [F.count(c), F.sum(c), F.min(c), F.max(c), F.var_pop(c)]
+    rows = sorted(frame.groupBy("_chunk").agg(*aggregates).collect(), key=lambda r: r[0])
+    n_rows = int(sum(r[1] for r in rows))
+    if n_rows == 0:
+        return Batches([], True, 0)
+    stats = np.array([[np.nan if v is None else float(v) for v in r[2:]] for r in rows])
+    count, total, low, high, var = (stats[:, i::5] for i in range(5))
+    present = count > 0
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        mean = np.where(low == high, low, total / count)
+        var = np.where(low == high, 0.0, var)
+        trusted = ~present | (
+            np.isfinite(mean)
+            & np.isfinite(var)
+            & (var > 0)
+            & (mean * mean <= _TRUSTED_OFFSET2 * var)
+        )
+        trusted |= present & (low == high) & np.isfinite(low)
+    trusted = trusted.all(axis=0)
+    mean = np.where(present, mean, 0.0)
+    var = np.where(present, var, 0.0)
+    parts = [_stats.Moments(count[i], mean[i], var[i], np.zeros(k)) for i in range(len(rows))]
+    merged = _stats.reduce_moments(parts)
+    weight, mean, var, residual = (a.copy() for a in merged)
+    if not trusted.all():
+        redo = np.flatnonzero(~trusted)
+        names = [fields[j].name for j in redo]
+        frame = X.select(*[_col(n).cast("double").alias(f"_{i}") for i, n in enumerate(names)])
+        try:
+            exact = _frame_moments(frame, names, weight=None, batch_size=None).moments[0]
+        except InfiniteValueError as exc:
+            raise InfiniteValueError(redo[exc.columns]) from None
+        weight[redo], mean[redo], var[redo] = exact.weight, exact.mean, exact.var
+        residual[redo] = 0.0 if exact.residual is None else exact.residual
+    _check_present(weight, [f.name for f in fields])
+    return Batches([_stats.Moments(weight, mean, var, residual)], True, n_rows)
 
 
 def batch_moments(
@@ -450,6 +527,8 @@ def batch_moments(
     """
     fields = _feature_fields(X.schema)
     weight = _scalar_weight(sample_weight)
+    if batch_size is None and weight is None:
+        return _sql_moments(X, fields)
     frame = X.select(*[_col(f.name).cast("double").alias(f"_{j}") for j, f in enumerate(fields)])
     return _frame_moments(frame, [f.name for f in fields], weight=weight, batch_size=batch_size)
 

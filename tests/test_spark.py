@@ -167,6 +167,24 @@ def test_pooled_fit_equals_standard_scaler(table):
     np.testing.assert_array_equal(np.isnan(out), np.isnan(expected))
 
 
+def test_sql_chunks_and_constant_columns(spark):
+    """Partitions of several 65,536-row chunks; constant columns stay exact."""
+    sdf = spark.range(160_000, numPartitions=2).select(
+        (F.randn(seed=1) * 3.0 + 1.0).alias("a"),
+        (F.rand(seed=2) * 100.0).alias("b"),
+        F.lit(0.1).alias("c"),
+        F.when(F.col("id") % 5 == 0, None).otherwise(F.col("id") % 7).alias("d"),
+        (F.randn(seed=3) + 1e6).alias("e"),  # offset: the Arrow path
+    )
+    sdf = sdf.cache()
+    collected = sdf.toPandas().astype(np.float64)
+    for params in ({"momentum": "pooled"}, {"momentum": None, "unbiased": True}):
+        fitted = BatchNormScaler(**params).fit(sdf)
+        assert_same_state(fitted, BatchNormScaler(**params).fit(collected))
+        assert fitted.moving_mean_[2] == 0.1 and fitted.moving_var_[2] == 0.0
+    sdf.unpersist()
+
+
 def test_many_arrow_batches_per_partition(spark, table):
     """Partitions streamed in small Arrow batches: merged exactly all the same."""
     sdf, collected = table
