@@ -185,21 +185,26 @@ def replace_values(table, features: Sequence[str], mapper, check: bool, first_ro
     """``table`` with its ``features`` columns replaced by ``mapper`` of their values.
 
     ``mapper`` takes and returns a list of float64 vectors (missing values as
-    NaN, missing again in the result).  With ``check``, an infinite value
-    raises a :class:`FileError` naming its row (``first_row`` is the number
-    of data rows before ``table``).
+    NaN, missing again in the result).  Each record batch of ``table`` is
+    mapped on its own, so the result has the same chunks in every column (a
+    writer handed columns chunked differently copies them all).  With
+    ``check``, an infinite value raises a :class:`FileError` naming its row
+    (``first_row`` is the number of data rows before ``table``).
     """
-    columns = [table.column(name) for name in features]
-    values = [column_values(column) for column in columns]
-    if check:
-        for name, x in zip(features, values, strict=True):
-            _check_finite(x, name, first_row)
-    mapped = mapper(values)
-    out = table
-    for name, column, y in zip(features, columns, mapped, strict=True):
-        i = out.schema.get_field_index(name)
-        out = out.set_column(i, out.schema.field(i), float_array(y, column))
-    return out
+    pa = pyarrow()
+    batches = []
+    for batch in table.to_batches():
+        columns = [batch.column(name) for name in features]
+        values = [_chunk_values(column) for column in columns]
+        if check:
+            for name, x in zip(features, values, strict=True):
+                _check_finite(x, name, first_row)
+        arrays = list(batch.columns)
+        for name, column, y in zip(features, columns, mapper(values), strict=True):
+            arrays[batch.schema.get_field_index(name)] = float_array(y, column)
+        batches.append(pa.RecordBatch.from_arrays(arrays, schema=batch.schema))
+        first_row += batch.num_rows
+    return pa.Table.from_batches(batches, schema=table.schema)
 
 
 def float_array(values: np.ndarray, like):

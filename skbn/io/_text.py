@@ -152,7 +152,7 @@ class TextSource:
             while data:
                 with reading(self.name, self.schema.names):
                     frame = self._parse(data, header, schema)
-                    yield as_schema(frame.to_arrow(), self.schema)
+                    yield as_schema(frame.rechunk().to_arrow(), self.schema)
                 data, header = self._piece(), False
         finally:
             self.close()
