@@ -266,7 +266,7 @@ parsed once: pass 2 reads the batches pass 1 kept.  Every numeric column is
 scaled (integer columns such as an id too; --exclude passes them through);
 other columns pass through unchanged, in their places, and missing values stay
 missing.  Column types are inferred from the first {INFER_ROWS:,} rows of a text
-file (at most its first 16 MiB); --dtype overrides them.  Formats follow the
+file (at most its first 8 MiB); --dtype overrides them.  Formats follow the
 suffixes (.csv .tsv .parquet .pq .feather .arrow .ipc .ndjson .jsonl; text
 may end in .gz .bz2 .zst .lz4 .br) or --input-format/--output-format; '-' is
 stdin or stdout (CSV unless a format is given).  OUTPUT appears, by one atomic

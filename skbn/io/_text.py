@@ -21,7 +21,7 @@ from ._formats import INFER_ROWS, Format, as_schema, empty_table, overridden, po
 __all__ = ["PIECE_BYTES", "TextSource"]
 
 #: Bytes of text parsed at a time.
-PIECE_BYTES = 16 << 20
+PIECE_BYTES = 8 << 20
 
 _QUOTE = ord('"')
 
