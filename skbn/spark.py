@@ -17,7 +17,13 @@ scaler fitted on ``df.select(...)`` transforms the whole table: columns not in
 Where the work happens
 ----------------------
 ``fit`` and ``partial_fit``
-    The numeric columns are cast to double in Spark and streamed, as Arrow
+    One batch without weights: Spark SQL aggregates per chunk of rows, on
+    the JVM, merged exactly on the driver (``_sql_moments``); the columns
+    whose chunk means are not trusted (far from 0 against their spread, or
+    +/-inf) go the Arrow way below, as does everything with ``batch_size``
+    or weights.
+
+    The Arrow way: the numeric columns are cast to double in Spark and streamed, as Arrow
     batches, through ``mapInArrow`` on the executors, where the in-memory
     function (:func:`skbn._stats.dense_moments`) turns blocks of rows into
     per-feature moments (weight, mean, biased variance); null and NaN are
@@ -456,13 +462,14 @@ def _sql_moments(X: Any, fields: list) -> Batches:
     enough, the Arrow path for the other columns.
 
     Every chunk of ``2^16`` consecutive rows of a partition gives, per column,
-    the count, sum, minimum, maximum and ``var_pop`` (Welford's centred
-    update) of its present values, all on the JVM; the driver turns them into
-    moments (a constant chunk gets exactly its value and 0) and merges them
-    in order with :func:`skbn._stats.merge_moments`.  A chunk mean is a sum
-    divided by a count, so it is trusted only where the column's offset is
-    small against its spread (``mean^2 <= 2^12 var``); columns that fail
-    that, or hold +/-inf, or overflow, are computed by the Arrow path.
+    the count, sum and ``var_pop`` (Welford's centred update) of its present
+    values, all on the JVM; the driver turns them into moments and merges
+    them in order with :func:`skbn._stats.merge_moments`.  A chunk mean is a
+    sum divided by a count, so it is trusted only where the column's offset
+    is small against its spread (``mean^2 <= 2^12 var``); columns that fail
+    that in some chunk, are constant in one (so that they keep their exact
+    value and variance 0), hold +/-inf or overflow are computed by the Arrow
+    path.
     """
     k = len(fields)
     chunk = F.shiftright(F.monotonically_increasing_id(), _CHUNK_SHIFT).alias("_chunk")
@@ -477,24 +484,23 @@ def _sql_moments(X: Any, fields: list) -> Batches:
     aggregates = [F.count(F.lit(1)).alias("rows")]
     for j in range(k):
         c = F.col(f"_{j}")
-        aggregates += [F.count(c), F.sum(c), F.min(c), F.max(c), F.var_pop(c)]
+        # (a few more per column and Spark stops compiling the aggregation)
+        aggregates += [F.count(c), F.sum(c), F.var_pop(c)]
     rows = sorted(frame.groupBy("_chunk").agg(*aggregates).collect(), key=lambda r: r[0])
     n_rows = int(sum(r[1] for r in rows))
     if n_rows == 0:
         return Batches([], True, 0)
     stats = np.array([[np.nan if v is None else float(v) for v in r[2:]] for r in rows])
-    count, total, low, high, var = (stats[:, i::5] for i in range(5))
+    count, total, var = (stats[:, i::3] for i in range(3))
     present = count > 0
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        mean = np.where(low == high, low, total / count)
-        var = np.where(low == high, 0.0, var)
+        mean = total / count
         trusted = ~present | (
             np.isfinite(mean)
             & np.isfinite(var)
-            & (var > 0)
+            & ((var > 0) | (count == 1))  # (a constant chunk keeps its exact value)
             & (mean * mean <= _TRUSTED_OFFSET2 * var)
         )
-        trusted |= present & (low == high) & np.isfinite(low)
     trusted = trusted.all(axis=0)
     mean = np.where(present, mean, 0.0)
     var = np.where(present, var, 0.0)
