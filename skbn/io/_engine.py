@@ -288,13 +288,43 @@ def fit_file(
     The file is streamed once, in chunks of ``chunksize`` rows; each chunk's
     moments are computed by the core's kernels and applied as one
     mini-batch (:meth:`~skbn.BatchNormScaler.partial_fit` semantics), so
-    memory does not grow with the file.  The parameters are those of
-    :func:`scale_file`.
+    memory does not grow with the file.
+
+    Parameters
+    ----------
+    input : str or path-like
+        The file (see :func:`scale_file` for the formats), or ``"-"`` for stdin.
+    chunksize : int, default=DEFAULT_CHUNKSIZE
+        Rows per chunk, i.e. per mini-batch, exactly.
+    momentum : "pooled", None or float in [0, 1), default="pooled"
+        ``"pooled"``: the exact statistics of the whole file; ``None`` or a
+        float: each chunk is one mini-batch with that momentum.
+    epsilon : float, default=None
+        Added to the variance; default 0 when pooled, else the scaler's.
+    unbiased : bool, default=False
+        Bessel's correction.
+    init : {"debiased", "keras"}, default=None
+        How a moving average starts.
+    columns, exclude : sequence of str, default=None
+        Fit only ``columns`` (default: every numeric column), not ``exclude``.
+    dtypes : dict of str to str or pyarrow.DataType, default=None
+        Column types that override inference.
+    input_format : str, default=None
+        The format, instead of the suffix.
+    delimiter : str, default=None
+        The CSV field delimiter.
+    progress : bool, default=False
+        A progress bar on stderr.
 
     Returns
     -------
     scaler : BatchNormScaler
         Fitted, with the scaled columns as ``feature_names_in_``.
+
+    Raises
+    ------
+    FileError
+        With a one-line message, for every problem with the file or options.
     """
     _check_options(chunksize, momentum, epsilon, None)
     input = os.fspath(input)
