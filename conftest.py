@@ -29,6 +29,7 @@ NEEDS_AN_EXTRA = {
     "tests/test_dask.py": "dask",
     "tests/test_exactness.py::test_array_api_torch_at_huge_constants": "torch",
     "tests/test_exactness.py::test_dask_exact_whatever_the_chunks": "dask",
+    "tests/test_exactness.py::test_dask_two_d_and_unknown_chunks_equal_the_in_memory_fit": "dask",
     "tests/test_docs.py": "docs' examples: matplotlib",
     "tests/test_docs_reference.py::test_every_public_name_is_in_the_reference[skbn.onnx]": (
         "onnx"
