@@ -468,8 +468,8 @@ def _sql_moments(X: Any, fields: list) -> Batches:
     sum divided by a count, so it is trusted only where the column's offset
     is small against its spread (``mean^2 <= 2^12 var``); columns that fail
     that in some chunk, are constant in one (so that they keep their exact
-    value and variance 0), hold +/-inf or overflow are computed by the Arrow
-    path.
+    value and variance 0), hold NaN or +/-inf, or overflow are computed by
+    the Arrow path.
     """
     k = len(fields)
     chunk = F.shiftright(F.monotonically_increasing_id(), _CHUNK_SHIFT).alias("_chunk")
