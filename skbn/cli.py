@@ -40,6 +40,7 @@ from .io import (
     signals_as_exceptions,
 )
 from .io._errors import one_line
+from .io._stream import reader_blocked
 
 __all__ = ["CLIError", "TRUSTED_TYPE", "build_parser", "load_scaler", "main", "save_scaler"]
 
@@ -483,7 +484,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 1 when the command failed, 2 for a bad command line,
         128 + the signal number when SIGINT, SIGTERM or SIGHUP stopped it.
     """
-    parser = build_parser()
+    status = _run(build_parser(), argv)
+    if reader_blocked():  # stopped while a reader thread waits on a pipe
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
+
+
+def _run(parser: argparse.ArgumentParser, argv) -> int:
     try:
         with signals_as_exceptions():
             args = parser.parse_args(argv)

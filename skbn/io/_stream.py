@@ -127,7 +127,8 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer
             put((_DONE, exc))
 
-    threading.Thread(target=produce, daemon=True, name="skbn-prefetch").start()
+    thread = threading.Thread(target=produce, daemon=True, name=PREFETCH_THREAD)
+    thread.start()
     try:
         while True:
             item, exc = box.get()
@@ -138,3 +139,18 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
             yield item
     finally:
         stop.set()
+        thread.join(timeout=1.0)  # it may be blocked reading a pipe: see the CLI
+
+
+#: The name of :func:`prefetch`'s threads.
+PREFETCH_THREAD = "skbn-prefetch"
+
+
+def reader_blocked() -> bool:
+    """Whether a :func:`prefetch` thread is still running (blocked reading).
+
+    Python's shutdown must not meet such a thread inside pyarrow or polars
+    (it would abort the process), so the command line ends with ``os._exit``
+    then, once its files are cleaned up and its message printed.
+    """
+    return any(t.name == PREFETCH_THREAD and t.is_alive() for t in threading.enumerate())
