@@ -39,6 +39,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from . import _compat
 from ._stats import Moments, merge_moments, unbiased_variance
 
 __all__ = [
@@ -196,7 +197,7 @@ def moving_update(S, n_updates, b, mask, factor: Callable, xp=np) -> tuple:
     if mask.all() if xp is np else xp.all(mask):
         t = n_updates + 1
         return move_toward(S, b, factor(t), xp), t
-    t = n_updates + xp.astype(mask, n_updates.dtype)
+    t = n_updates + _compat.astype(xp, mask, n_updates.dtype)
     alpha = factor(xp.maximum(t, xp.ones_like(t)))
     moved = move_toward(S, xp.where(mask, b, S), alpha, xp)
     return xp.where(mask, moved, S), t
@@ -240,12 +241,12 @@ def _pooled(avg: Averages, batch: Moments, unbiased: bool, xp=np) -> Averages:
         var_updated = updated & (merged.weight > 1)
     else:
         var, var_updated = merged.var, updated
-    one = xp.astype(updated, avg.mean_count.dtype)
+    one = _compat.astype(xp, updated, avg.mean_count.dtype)
     return Averages(
         xp.where(updated, merged.mean, avg.mean),
         xp.where(var_updated, var, avg.var),
         avg.mean_count + one,
-        avg.var_count + xp.astype(var_updated, avg.var_count.dtype),
+        avg.var_count + _compat.astype(xp, var_updated, avg.var_count.dtype),
         merged.weight,
         xp.where(updated, merged.var, avg.pooled_var),
         merged.residual if merged.residual is not None else avg.residual,

@@ -130,7 +130,7 @@ def is_collection(X: Any) -> bool:
     return isinstance(X, da.Array) or _is_frame(X) or _is_series(X)
 
 
-def describe(X: Any) -> Any:
+def describe(X: Any, feature_names: Any = None) -> Any:
     """An empty in-memory stand-in for ``X``, from metadata only.
 
     The estimator validates it as it validates in-memory data (feature names,

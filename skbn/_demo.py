@@ -7,13 +7,13 @@ from collections.abc import Callable
 import numpy as np
 
 from . import BatchNormScaler
+from ._table import table
 from .io import FileError as CLIError
 
 __all__ = ["run_demo"]
 
 
 def _table(header, rows) -> list:
-    from .cli import table
 
     return table(header, rows)
 

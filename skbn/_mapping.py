@@ -77,7 +77,7 @@ class AffineMixin:
         method = "inverse_transform" if inverse else "transform"
         handler = _collections.handler_for(X_in)
         if handler is not None:
-            proxy = handler.describe(X_in)
+            proxy = handler.describe(X_in, feature_names=state.feature_names)
             X_proxy, _, names = self._validate_X(proxy, reset=False, ensure=False)
             return handler.transform(
                 X_in, self._coefficients(state), dtype=X_proxy.dtype, inverse=inverse,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import _averaging
+from . import _averaging, _compat
 from ._averaging import Averages
 from ._stats import Moments
 from ._validation import weight_sum_error
@@ -88,7 +88,7 @@ class State:
             uniform = bool(samples.shape[0]) and bool(xp.min(samples) == xp.max(samples))
         if uniform:
             return float(samples[0]) if self.weighted else int(samples[0])
-        return samples if self.weighted else xp.astype(samples, xp.int64)
+        return samples if self.weighted else _compat.astype(xp, samples, xp.int64)
 
     def replace(self, **changes) -> State:
         return replace(self, **changes)

@@ -23,7 +23,7 @@ import contextlib
 import math
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from . import __version__
@@ -136,19 +136,6 @@ def _fmt(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
-    """Lines of a text table: the first column left-aligned, the others right."""
-    rows = [list(map(str, row)) for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(header)]
-
-    def line(cells: Sequence[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = (cell.rjust(width) for cell, width in zip(cells[1:], widths[1:], strict=True))
-        return "  ".join([first, *rest]).rstrip()
-
-    return [line(header), line(["-" * w for w in widths]), *map(line, rows)]
-
-
 _STAT_COLUMNS = ("moving_mean_", "moving_var_", "gamma_", "beta_", "n_samples_seen_")
 
 
@@ -169,6 +156,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         [feature, *(_fmt(model.arrays[name][j]) for name in shown)]
         for j, feature in enumerate(model.feature_names)
     ]
+    from ._table import table
+
     out += ["", "Per-feature statistics", *("  " + line for line in table(header, rows))]
     print("\n".join(out))
     return 0
