@@ -23,7 +23,7 @@ NEEDS_AN_EXTRA = {
     "skbn/io/_engine.py": "cli (pyarrow): its doctest writes a file",
     "skbn/onnx.py": "onnx",
     "skbn/river.py": "river",
-    "skbn/spark.py": "spark",
+    "skbn/spark": "spark",
     "tests/test_array_api.py": "torch, array-api-strict",
     "tests/test_cli.py": "cli, pandas",
     "tests/test_dask.py": "dask",

@@ -166,7 +166,7 @@ def _escape_type_underscores(app, what, name, obj, options, lines):
 # line is dropped while the file does not exist (and listed as soon as it does).
 OPTIONAL_PAGES = ("installation", "architecture", "spark")
 # Reference pages of modules that may be absent likewise: page -> module path.
-OPTIONAL_MODULE_PAGES = {"api_io": "skbn/io", "api_spark": "skbn/spark.py"}
+OPTIONAL_MODULE_PAGES = {"api_io": "skbn/io", "api_spark": "skbn/spark"}
 _MISSING_MODULE_PAGES = {
     page for page, module in OPTIONAL_MODULE_PAGES.items() if not (ROOT / module).exists()
 }

@@ -24,6 +24,10 @@ A handler module provides:
     A collection of weights for an in-memory ``X``, computed.
 
 Adding an integration means adding a line to :data:`KINDS`.
+
+Two helpers every handler needs live here too: :func:`piece_bounds` cuts a
+block of rows into the pieces of consecutive ``batch_size``-row batches, and
+:func:`float64_coefficients` copies the affine map's coefficients.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["KINDS", "Batches", "handler_for"]
+__all__ = ["KINDS", "Batches", "float64_coefficients", "handler_for", "piece_bounds"]
 
 #: Top-level package of a collection's type -> the module that handles it.
 KINDS = {
@@ -75,3 +79,49 @@ def handler_for(*objects):
         if kind is not None:
             return importlib.import_module(KINDS[kind])
     return None
+
+
+def piece_bounds(start: int, n_rows: int, batch_size: int | None) -> list:
+    """Cut a block of rows into the pieces of the batches it holds.
+
+    Parameters
+    ----------
+    start : int
+        The global index of the block's first row (ignored when
+        ``batch_size`` is None).
+    n_rows : int
+        The number of rows of the block.
+    batch_size : int or None
+        The batches are the consecutive ``batch_size``-row slices of all
+        rows; None: all rows are one batch.
+
+    Returns
+    -------
+    pieces : list of (int, int, int)
+        The local row bounds ``(a, b)`` of each non-empty piece, with the
+        index of the batch it belongs to; ``[(0, n_rows, 0)]`` (the whole
+        block, even empty) when ``batch_size`` is None.
+
+    Examples
+    --------
+    >>> piece_bounds(5, 10, 4)
+    [(0, 3, 1), (3, 7, 2), (7, 10, 3)]
+    """
+    if batch_size is None:
+        return [(0, n_rows, 0)]
+    first = (-start) % batch_size or batch_size
+    cuts = [0, *range(first, n_rows, batch_size), n_rows]
+    return [
+        (a, b, (start + a) // batch_size)
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True)
+        if b > a
+    ]
+
+
+def float64_coefficients(coefficients: tuple) -> tuple:
+    """``(shift, factor, offset)`` as float64 copies (``None`` stays ``None``).
+
+    A handler takes them when ``transform`` is called, so fitting further
+    does not change a lazy result already returned.
+    """
+    return tuple(None if c is None else np.array(c, dtype=np.float64) for c in coefficients)

@@ -57,7 +57,7 @@ except ImportError as exc:  # pragma: no cover - only without dask installed
 
 from . import _stats
 from ._affine import affine
-from ._collections import Batches
+from ._collections import Batches, float64_coefficients, piece_bounds
 from ._validation import InfiniteValueError, check_sample_weight, infinite_error
 
 __all__ = ["batch_moments", "describe", "is_collection", "materialize_weights", "transform"]
@@ -284,17 +284,6 @@ class _BlockMoments(NamedTuple):
     stats: np.ndarray
 
 
-def _piece_bounds(n_rows: int, offset: int | None, batch_size: int | None) -> list:
-    """Local row bounds of the pieces of the batch slices that a block of
-    ``n_rows`` rows starting at global row ``offset`` holds (one piece, all of
-    the block, when ``batch_size`` is None)."""
-    if batch_size is None:
-        return [(0, n_rows)]
-    first = (-offset) % batch_size or batch_size
-    cuts = [0, *range(first, n_rows, batch_size), n_rows]
-    return [(a, b) for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
-
-
 #: A mean is carried with its rounding residual where ``mean^2 > 2^20 var``:
 #: there, rounding it to float64 (an error of ``|mean| eps / 2``) would cost
 #: the merged variance more than about ``2^10 eps`` of its relative accuracy.
@@ -387,12 +376,13 @@ def _moments_block(
         w = np.full(n_rows, scalar_weight)
     else:
         w = None
-    offset = None if batch_size is None else int(row_start)
-    pieces = _piece_bounds(n_rows, offset, batch_size)
+    # (row_start is NaN for unknown chunk sizes, which only batch_size=None allows)
+    start = 0 if batch_size is None else int(row_start)
+    pieces = piece_bounds(start, n_rows, batch_size)
     stats = np.zeros((4, len(pieces), x.shape[1]))
     any_weight = True if w is None else bool(w.any())
     try:
-        for k, (a, b) in enumerate(pieces):
+        for k, (a, b, _) in enumerate(pieces):
             if b == a:  # an empty block: no weight, nothing to learn
                 continue
             wp = None if w is None else w[a:b]
@@ -445,11 +435,7 @@ def batch_moments(
                 f"{Xa.chunks[0][i]}: fix the chunk sizes (X.compute_chunk_sizes())."
             )
         stats = np.concatenate([part.stats for part in row], axis=2)
-        if batch_size is None:
-            starts = [0]
-        else:
-            bounds = _piece_bounds(row[0].n_rows, offset, batch_size)
-            starts = [(offset + a) // batch_size for a, _ in bounds]
+        starts = [batch for _, _, batch in piece_bounds(offset, row[0].n_rows, batch_size)]
         offset += row[0].n_rows
         for k, batch in enumerate(starts):
             grouped.setdefault(batch, []).append(stats[:, k])
@@ -552,11 +538,11 @@ def transform(
         columns and index of ``X``.  Computing it raises the in-memory
         ``ValueError`` for +/-inf.
     """
-    shift, factor, offset = coefficients
+    shift, factor, offset = float64_coefficients(coefficients)
     params = _AffineParams(
-        None if shift is None else np.array(shift, dtype=np.float64),
-        np.array(factor, dtype=np.float64),
-        None if offset is None else np.array(offset, dtype=np.float64),
+        shift,
+        factor,
+        offset,
         bool(inverse),
         np.dtype(dtype),
         None if feature_names is None else list(feature_names),
