@@ -33,6 +33,7 @@ LeVeque), and reports the variance times ``n / (n - 1)`` with
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -51,6 +52,7 @@ __all__ = [
     "move_toward",
     "moving_update",
     "start",
+    "uniform_value",
     "update",
 ]
 
@@ -121,7 +123,9 @@ def averaging_factor(n_updates, momentum: float | None, init: str = "debiased", 
     [0.5, 0.5]
     """
     if xp is np:
-        t = np.asarray(n_updates, dtype=np.float64 if dtype is None else dtype)
+        dtype = np.dtype(np.float64 if dtype is None else dtype)
+        # int64 counts promote to float64 in the arithmetic below: no cast needed
+        t = np.asarray(n_updates) if dtype == np.float64 else np.asarray(n_updates, dtype)
     else:
         if dtype is None:
             from sklearn.utils._array_api import _max_precision_float_dtype, device
@@ -132,8 +136,9 @@ def averaging_factor(n_updates, momentum: float | None, init: str = "debiased", 
         return 1.0 / t
     step = 1.0 - momentum  # exact for momentum in [0.5, 1) (Sterbenz)
     if init == "keras" or momentum == 0:
-        return xp.full_like(t, step)
-    return step / -xp.expm1(t * _log_momentum(momentum))
+        return np.full(t.shape, step, dtype) if xp is np else xp.full_like(t, step)
+    # step / -expm1(...) as -step / expm1(...): negation is exact, one call fewer
+    return -step / xp.expm1(t * _log_momentum(momentum))
 
 
 @functools.lru_cache(maxsize=64)
@@ -162,6 +167,39 @@ def move_toward(S, b, alpha, xp=np):
     if xp.any(wide):
         out = xp.where(wide, (1.0 - alpha) * S + alpha * b, out)
     return xp.where(alpha == 1.0, b, out)
+
+
+#: Factors are computed (and kept) for this many consecutive counts at a time.
+_FACTOR_BLOCK = 1024
+
+
+def _shared_factor(mode: Mode, t: int, momentum, init: str) -> float:
+    """``alpha`` of the ``t``-th update when every feature shares the count
+    ``t``: the same bits as :func:`averaging_factor` of an array of counts,
+    taken from a cached block of consecutive counts (one NumPy call per
+    ``_FACTOR_BLOCK`` batches of a stream instead of several per batch)."""
+    block, index = divmod(t - 1, _FACTOR_BLOCK)
+    return _factor_block(mode, momentum, init, block)[index]
+
+
+@functools.lru_cache(maxsize=64)
+def _factor_block(mode: Mode, momentum, init: str, block: int) -> np.ndarray:
+    counts = np.arange(block * _FACTOR_BLOCK + 1, (block + 1) * _FACTOR_BLOCK + 1)
+    alpha = mode.factor(counts, momentum, init, np, np.dtype(np.float64))
+    alpha.flags.writeable = False
+    return alpha
+
+
+def uniform_value(a: np.ndarray):
+    """The value every element of the NumPy array ``a`` holds, else None.
+
+    Compares bytes, without a NumPy call (this runs per mini-batch): right
+    for integers and for floats without NaN or signed zeros.
+    """
+    raw = a.tobytes()
+    if not raw or raw != raw[: a.itemsize] * a.shape[0]:
+        return None
+    return a[0]
 
 
 def moving_update(S, n_updates, b, mask, factor: Callable, xp=np) -> tuple:
@@ -308,29 +346,44 @@ def update(
     def factor(t):
         return mode.factor(t, momentum, init, xp, dtype)
 
+    weight = avg.weight + batch.weight
+    if (
+        xp is np
+        and not unbiased
+        and avg.mean_count is avg.var_count
+        and np.count_nonzero(batch.weight) == batch.weight.shape[0]  # weights are >= 0
+    ):
+        # Every feature updated, both statistics sharing their counts (the
+        # usual case): one factor, and the fewest NumPy calls (small batches).
+        count = avg.mean_count + 1
+        t = uniform_value(count)
+        if t is None:
+            alpha = factor(count)
+            exact = np.count_nonzero(alpha == 1.0)
+        else:
+            alpha = _shared_factor(mode, int(t), momentum, init)
+            exact = alpha == 1.0
+        with np.errstate(over="ignore", invalid="ignore"):
+            mean = batch.mean - avg.mean  # S + alpha (b - S), in place
+            mean *= alpha
+            mean += avg.mean
+            var = batch.var - avg.var
+            var *= alpha
+            var += avg.var
+            # an inf or NaN in either makes the dot product inf or NaN (an
+            # overflow in it only costs the careful forms' time)
+            fine = math.isfinite(mean @ var)
+        if not fine or exact:  # the careful forms
+            mean = move_toward(avg.mean, batch.mean, alpha)
+            var = move_toward(avg.var, batch.var, alpha)
+        return Averages(mean, var, count, count, weight, avg.pooled_var, avg.residual)
     update_mean = batch.weight > 0
     if unbiased:
         batch_var, update_var = unbiased_variance(batch, xp), batch.weight > 1
     else:
         batch_var, update_var = batch.var, update_mean
-    if xp is np and avg.mean_count is avg.var_count and update_var is update_mean:
-        # Both statistics share their counts (the usual case): one factor.
-        everywhere = bool(update_mean.all())
-        if everywhere:
-            count = avg.mean_count + 1
-            alpha = factor(count)
-            with np.errstate(over="ignore", invalid="ignore"):
-                mean = avg.mean + alpha * (batch.mean - avg.mean)
-                var = avg.var + alpha * (batch_var - avg.var)
-                fine = np.isfinite(mean).all() and np.isfinite(var).all()
-            if not fine or (alpha == 1.0).any():  # the careful forms (move_toward)
-                mean = move_toward(avg.mean, batch.mean, alpha)
-                var = move_toward(avg.var, batch_var, alpha)
-            weight = avg.weight + batch.weight
-            return Averages(mean, var, count, count, weight, avg.pooled_var, avg.residual)
     mean, mean_count = moving_update(avg.mean, avg.mean_count, batch.mean, update_mean, factor, xp)
     var, var_count = moving_update(avg.var, avg.var_count, batch_var, update_var, factor, xp)
     if xp is np and np.array_equal(mean_count, var_count):
         var_count = mean_count  # shared again: the next batch needs one factor
-    weight = avg.weight + batch.weight
     return Averages(mean, var, mean_count, var_count, weight, avg.pooled_var, avg.residual)

@@ -15,8 +15,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import _array_api, _collections
-from ._affine import affine, scale_columns_sparse, transform_coefficients
-from ._state import State
+from ._affine import (
+    affine,
+    plain_affine,
+    plain_coefficients,
+    scale_columns_sparse,
+    tiled,
+    transform_coefficients,
+)
+from ._state import State, from_attributes
+from ._stats import BLOCK_ROWS
 from ._validation import InfiniteValueError, check_finite, infinite_error
 
 __all__ = ["AffineMixin"]
@@ -24,6 +32,10 @@ __all__ = ["AffineMixin"]
 # Affine coefficients per estimator, for the state they were made from: a
 # cache, not fitted state, so it lives outside the object.
 _COEFFICIENTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: The largest batch (values) whose map uses tiled coefficients.
+_TILED_SIZE = 1 << 16
+#: The fitted attributes the coefficients are made from.
+_SOURCES = ("moving_mean_", "moving_var_", "_samples_per_feature_", "gamma_", "beta_")
 
 
 class AffineMixin:
@@ -38,8 +50,19 @@ class AffineMixin:
         state = self._fitted_state() if state is None else state
         if xp is not np:
             return self._make_coefficients(state, xp)
-        avg = state.averages
-        sources = (avg.mean, avg.var, avg.weight, state.gamma, state.beta)
+        return self._cached_coefficients(state)[0]
+
+    def _cached_coefficients(self, state: State | dict) -> tuple:
+        """``(coefficients, plain, tiles)`` of ``state`` (a :class:`State`, or a
+        snapshot of the fitted attributes); ``plain`` when
+        :func:`~skbn._affine.plain_affine` may apply them (float64 arrays, no
+        shift near the float64 limit); ``tiles`` maps a number of rows to
+        the coefficients tiled for it."""
+        if isinstance(state, dict):
+            sources = tuple(map(state.__getitem__, _SOURCES))
+        else:
+            avg = state.averages
+            sources = (avg.mean, avg.var, avg.weight, state.gamma, state.beta)
         params = (self.epsilon, self.with_mean, self.with_std, self.center, self.scale)
         cached = _COEFFICIENTS.get(self)
         # the cache holds its source arrays, so their ids cannot be reused
@@ -49,10 +72,52 @@ class AffineMixin:
             and all(a is b for a, b in zip(cached[0], sources, strict=True))
         ):
             return cached[2]
+        if isinstance(state, dict):
+            state = from_attributes(state)
         coefficients = self._make_coefficients(state, np)
+        entry = (coefficients, plain_coefficients(*coefficients), {})
         if not any(a.flags.writeable for a in sources):
-            _COEFFICIENTS[self] = (sources, params, coefficients)
-        return coefficients
+            _COEFFICIENTS[self] = (sources, params, entry)
+        return entry
+
+    def _plain_transform(self, X, copy, inverse: bool):
+        """``transform`` (or its inverse) of the commonest small batch, as
+        cheaply as possible: a C-contiguous float64 ndarray of at most
+        ``BLOCK_ROWS`` rows and the fitted width, written to a new array, a
+        NumPy state without feature names.  None for anything else, which
+        takes the full path (the same bits)."""
+        d = self.__dict__
+        if (
+            X.ndim != 2
+            or X.dtype != np.float64
+            or not X.flags.c_contiguous
+            or not 0 < X.shape[0] <= BLOCK_ROWS
+            or d.get("n_features_in_") != X.shape[1]
+            or "feature_names_in_" in d
+            or type(d.get("moving_mean_")) is not np.ndarray
+            or not (self.copy if copy is None else copy)
+        ):
+            return None
+        snapshot = self.__dict__.copy()  # the published state, read once
+        if (
+            snapshot.get("n_features_in_") != X.shape[1]
+            or "feature_names_in_" in snapshot
+            or "n_batches_seen_" not in snapshot
+        ):
+            return None
+        coefficients, plain, tiles = self._cached_coefficients(snapshot)
+        if not plain or X.size > _TILED_SIZE:
+            return None
+        n_rows = X.shape[0]
+        tile = tiles.get(n_rows)
+        if tile is None:  # kept for one batch size: a stream repeats it
+            tile = tiled(coefficients, n_rows)
+            tiles.clear()
+            tiles[n_rows] = tile
+        try:
+            return plain_affine(X, *tile, inverse=inverse)
+        except InfiniteValueError as exc:
+            raise infinite_error(exc.columns, None, type(self).__name__) from None
 
     def _make_coefficients(self, state: State, xp):
         gamma = state.gamma if self.scale else None
@@ -73,6 +138,10 @@ class AffineMixin:
 
     def _apply(self, X_in, copy, inverse: bool):
         """Validate ``X_in``, choose where to write, and apply the affine map."""
+        if type(X_in) is np.ndarray:
+            out = self._plain_transform(X_in, copy, inverse)
+            if out is not None:
+                return out
         state = self._fitted_state()
         method = "inverse_transform" if inverse else "transform"
         handler = _collections.handler_for(X_in)

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _array_api, _collections, _stats
 from ._affine import divisor
-from ._averaging import KEYWORDS
+from ._averaging import KEYWORDS, mode_of
 from ._input import InputMixin, to_numpy
 from ._interop import InteropMixin
 from ._mapping import AffineMixin
@@ -476,8 +476,9 @@ class BatchNormScaler(
         ):
             return False
         self._check_params()
+        pooled = mode_of(self.momentum).merge is not None  # only merges use the residual
         with np.errstate(over="ignore", invalid="ignore"):
-            moments = _stats.plain_block_moments(X)
+            moments = _stats.plain_block_moments(X, residual=pooled)
         if moments is None:
             return False
         with _write_lock(self):

@@ -82,8 +82,8 @@ class State:
         """``n_samples_seen_`` as in ``StandardScaler``: an int (a float when
         weighted) when every feature has seen the same weight, else an array."""
         samples = self.averages.weight
-        if xp is np and samples.shape[0] and samples[0] == samples[-1]:
-            uniform = bool((samples == samples[0]).all())
+        if xp is np:  # weights are >= 0 and never NaN
+            uniform = _averaging.uniform_value(samples) is not None
         else:
             uniform = bool(samples.shape[0]) and bool(xp.min(samples) == xp.max(samples))
         if uniform:
@@ -113,13 +113,19 @@ def advance(
         state.averages, batch, momentum=momentum, init=init, unbiased=unbiased, xp=xp
     )
     total = averages.weight
-    if not bool(xp.all(xp.isfinite(total))):
+    if xp is np:
+        finite = np.count_nonzero(np.isfinite(total)) == total.shape[0]
+    else:
+        finite = bool(xp.all(xp.isfinite(total)))
+    if not finite:
         raise weight_sum_error(float(xp.max(total)))
-    return replace(
-        state,
-        averages=averages,
-        n_batches=state.n_batches + 1,
-        weighted=state.weighted or weighted,
+    return State(
+        averages,
+        state.gamma,
+        state.beta,
+        state.n_batches + 1,
+        state.weighted or weighted,
+        state.feature_names,
     )
 
 
@@ -152,28 +158,25 @@ def settled(
     )
 
 
-#: The fitted attributes of an estimator, and how each is read from a State.
-ATTRIBUTES = {
-    "moving_mean_": lambda s: s.averages.mean,
-    "moving_var_": lambda s: s.averages.var,
-    "_mean_updates_": lambda s: s.averages.mean_count,
-    "_var_updates_": lambda s: s.averages.var_count,
-    "_samples_per_feature_": lambda s: s.averages.weight,
-    "_pooled_var_": lambda s: s.averages.pooled_var,
-    "_mean_residual_": lambda s: s.averages.residual,
-    "gamma_": lambda s: s.gamma,
-    "beta_": lambda s: s.beta,
-    "n_batches_seen_": lambda s: s.n_batches,
-    "_weighted_": lambda s: s.weighted,
-    "n_features_in_": lambda s: s.n_features,
-}
-
-
 def to_attributes(state: State, xp=np) -> dict:
     """The estimator attributes that hold ``state`` (``feature_names_in_``
     only when there are names), ``n_samples_seen_`` included."""
-    attributes = {name: read(state) for name, read in ATTRIBUTES.items()}
-    attributes["n_samples_seen_"] = state.n_samples_seen(xp)
+    avg = state.averages
+    attributes = {
+        "moving_mean_": avg.mean,
+        "moving_var_": avg.var,
+        "_mean_updates_": avg.mean_count,
+        "_var_updates_": avg.var_count,
+        "_samples_per_feature_": avg.weight,
+        "_pooled_var_": avg.pooled_var,
+        "_mean_residual_": avg.residual,
+        "gamma_": state.gamma,
+        "beta_": state.beta,
+        "n_batches_seen_": state.n_batches,
+        "_weighted_": state.weighted,
+        "n_features_in_": state.n_features,
+        "n_samples_seen_": state.n_samples_seen(xp),
+    }
     if state.feature_names is not None:
         attributes["feature_names_in_"] = state.feature_names
     return attributes

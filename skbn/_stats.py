@@ -34,6 +34,7 @@ the file engine can use it without scikit-learn.
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import NamedTuple
 
@@ -124,8 +125,9 @@ def _suspect(moments: Moments, n: float) -> np.ndarray:
     which columns are looked at again, never the result.
     """
     var, mean = moments.var, moments.mean
+    k = n * _EPS
     with np.errstate(over="ignore", invalid="ignore"):
-        bound = n * _EPS * var + (n * mean * _EPS) ** 2
+        bound = k * var + (k * mean) ** 2
         return (moments.weight > 0) & ~(var > bound)
 
 
@@ -280,22 +282,45 @@ _ONES = np.ones(BLOCK_ROWS)
 _ONES.setflags(write=False)
 
 
-def plain_block_moments(X: np.ndarray) -> Moments | None:
+def plain_block_moments(X: np.ndarray, residual: bool = True) -> Moments | None:
     """:func:`block_moments` of a C-contiguous float64 block of at most
     ``BLOCK_ROWS`` rows without weights, when it needs nothing but the fast
     path (no NaN, no overflow, no variance within rounding of 0); None
-    otherwise.  The same bits as :func:`block_moments` when not None.
+    otherwise.  The same bits as :func:`block_moments` when not None, the
+    mean's ``residual`` left out (None) unless asked for.
 
     Overflow and invalid-value warnings must be off (``np.errstate``) in the
-    caller: this is the small-batch path, where entering it costs.
+    caller: this is the small-batch path, where every NumPy call counts.
     """
-    n = X.shape[0]
+    n, n_features = X.shape
     total = float(n)
-    mean, var, residual = _fast_block_unguarded(X, _ONES[:n], total)
-    bound = n * _EPS * var + (n * mean * _EPS) ** 2
-    if not (var > bound).all() or not np.isfinite(residual).all():
+    ones = _ONES[:n]
+    mean0 = ones @ X
+    mean0 /= total
+    d = X - mean0
+    correction = ones @ d
+    correction /= total
+    np.multiply(d, d, out=d)
+    var = ones @ d
+    var /= total
+    var -= correction * correction
+    mean = mean0 + correction
+    # _suspect's bound; NaN or inf anywhere also fails the comparison
+    k = n * _EPS
+    bound = (k * mean) ** 2
+    bound += k * var
+    if np.count_nonzero(var > bound) != n_features:
         return None
-    return Moments(np.full(X.shape[1], total), mean, var, residual)
+    error = _two_sum(mean0, correction)[1] if residual else None
+    return Moments(_uniform_weight(n_features, total), mean, var, error)
+
+
+@functools.lru_cache(maxsize=256)
+def _uniform_weight(n_features: int, total: float) -> np.ndarray:
+    """A read-only array of ``n_features`` times ``total`` (shared)."""
+    weight = np.full(n_features, total)
+    weight.flags.writeable = False
+    return weight
 
 
 def _unpinned_block(X: np.ndarray, w: np.ndarray | None, wide: bool) -> Moments:
