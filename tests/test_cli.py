@@ -790,3 +790,45 @@ def test_documented_examples_run(tmp_path):
     original = pd.read_csv(tmp_path / "data.csv")
     assert_allclose(_numbers(restored, ["age", "income"]), _numbers(original, ["age", "income"]),
                     rtol=1e-9)  # fmt: skip
+
+
+# Pass 2 in polars' streaming engine, slowed down: each cached table handed to
+# polars waits 50 ms, and the first one leaves a mark that pass 2 has begun.
+_SLOW_SINK = """
+import os, sys, time
+import skbn.io._engine as engine, skbn.io._stream as stream
+engine.MEMORY_CACHE_BYTES = 0
+engine._SINK_ROWS = 100
+original = stream.Cache.tables
+def slow(self, group=True):
+    for table in original(self, group):
+        open("pass2-started", "w").close()
+        time.sleep(0.05)
+        yield table
+stream.Cache.tables = slow
+from skbn.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_the_sink_pass_leaves_nothing(tmp_path, signum):
+    """A signal while polars writes OUTPUT (in a worker thread) stops the run
+    at once: no OUTPUT, no temporary file, one line, 128 + signal."""
+    (tmp_path / "in.csv").write_bytes(_csv_text(20_000))
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_SINK, "scale", "in.csv", "out.csv", "--no-progress"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    _wait_for(lambda: (tmp_path / "pass2-started").exists())
+    started = time.monotonic()
+    child.send_signal(signum)
+    _, err = child.communicate(timeout=120)
+    assert time.monotonic() - started < 5  # not after the whole pass (20 s)
+    assert child.returncode == 128 + signum, err
+    _assert_one_line_error(err.decode(), "nothing was written")
+    assert not (tmp_path / "out.csv").exists()
+    assert _leftovers(tmp_path, scratch) == []

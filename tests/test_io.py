@@ -379,3 +379,52 @@ def test_option_errors(data, tmp_path, args, needle):
     with pytest.raises(FileError, match=needle):
         scale_file(data / "in.csv", tmp_path / "o.csv", **args)
     assert not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("target", ["csv", "tsv", "ndjson", "arrow", "parquet"])
+@pytest.mark.parametrize("digits", [None, 7])
+def test_sink_pass_writes_what_the_table_pass_writes(data, tmp_path, monkeypatch, target, digits):
+    """Pass 2 in polars' streaming engine gives the same file contents as
+    mapping and writing one table at a time (the route of progress bars,
+    compressed text and loaded models)."""
+    monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", 0)  # the IPC cache file
+    ran = []
+    original = engine._sink_pass
+    monkeypatch.setattr(engine, "_sink_pass", lambda *a: ran.append(original(*a)) or ran[-1])
+    digits_target = None if target in ("arrow", "parquet") else digits
+    sunk = tmp_path / f"sunk.{target}"
+    scale_file(data / "in.csv", sunk, float_precision=digits_target)
+    assert ran == [True]
+    monkeypatch.setattr(engine, "_sink_pass", lambda *a: False)
+    tabled = tmp_path / f"tabled.{target}"
+    scale_file(data / "in.csv", tabled, float_precision=digits_target)
+    if target in ("csv", "tsv", "ndjson"):
+        assert sunk.read_bytes() == tabled.read_bytes()
+    else:
+        a, b = _read(sunk), _read(tabled)
+        assert list(a.columns) == list(b.columns)
+        for name in a.columns:
+            assert a[name].equals(b[name]), name
+
+
+def test_failure_in_the_sink_pass_leaves_nothing(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", 0)
+    monkeypatch.setattr(engine, "_SINK_ROWS", 64)
+    (tmp_path / "out.csv").write_text("old\n")
+    handed = []
+    original = stream.Cache.tables
+
+    def failing(self, group=True):
+        for table in original(self, group):
+            handed.append(table.num_rows)
+            if len(handed) == 3:
+                raise KeyboardInterrupt
+            yield table
+
+    monkeypatch.setattr(stream.Cache, "tables", failing)
+    monkeypatch.setattr(text, "PIECE_BYTES", 4096)
+    with pytest.raises(KeyboardInterrupt):
+        scale_file(data / "in.csv", tmp_path / "out.csv")
+    assert len(handed) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "scratch"]
+    assert (tmp_path / "out.csv").read_text() == "old\n"

@@ -165,6 +165,7 @@ def affine_map(coefs: tuple):
             out.append(y if offset is None else np.add(y, offset[j], out=y))
         return out
 
+    apply.coefficients = coefs  # the same map in another engine (polars)
     return apply
 
 

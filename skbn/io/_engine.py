@@ -22,9 +22,18 @@ from ._columns import (
     scaler_map,
 )
 from ._errors import FileError, require
-from ._formats import ArrowSource, Format, Sink, check_writable, detect_format, pyarrow
+from ._formats import (
+    ArrowSource,
+    Format,
+    Sink,
+    check_writable,
+    detect_format,
+    empty_table,
+    polars,
+    pyarrow,
+)
 from ._model import dump_scaler, load_scaler
-from ._stream import Cache, Progress, exact_chunks, prefetch
+from ._stream import Cache, Progress, exact_chunks, in_thread, prefetch
 from ._text import TextSource
 
 __all__ = ["DEFAULT_CHUNKSIZE", "ScaleResult", "fit_file", "scale_file"]
@@ -163,6 +172,52 @@ def _transform_pass(tables, sink, features, mapper, options, bar) -> int:
         n_rows += out.num_rows
         bar.update(out.num_rows)
     return n_rows
+
+
+#: Rows per frame handed to polars in pass 2 (fewer rows in flight, less memory).
+_SINK_ROWS = 16384
+
+
+def _sink_pass(cache, sink, schema, features, mapper, digits) -> bool:
+    """Pass 2 in polars' streaming engine, when it can run there: pass 1 kept
+    a cache, the map is the pooled affine map, and the output is not
+    compressed text.  Returns whether it ran.
+
+    The cached tables are handed to polars one at a time (an IO source, so
+    memory stays flat: polars' own IPC scan maps the whole cache into the
+    process); polars maps the columns with the same operations in the same
+    order as :func:`~skbn.io._columns.affine_map` (so the same bits) and
+    writes the output on every core.  Pass 1 has already refused infinite
+    values.  Against mapping and writing one table at a time this halves
+    pass 2 on this machine (``benchmarks/file_engine.py``).
+    """
+    coefficients = getattr(mapper, "coefficients", None)
+    if coefficients is None or cache is None or not sink.can_sink:
+        return False
+    pl = polars()
+    try:
+        from polars.io.plugins import register_io_source
+    except ImportError:  # polars before 1.13: one table at a time
+        return False
+
+    def tables(with_columns, predicate, n_rows, batch_size):
+        for table in cache.tables(group=False):
+            frame = pl.from_arrow(table)
+            frame = frame if with_columns is None else frame.select(with_columns)
+            for start in range(0, frame.height, _SINK_ROWS):
+                yield frame.slice(start, _SINK_ROWS)
+
+    shift, factor, offset = coefficients
+    columns = []
+    for j, name in enumerate(features):
+        y = pl.col(name) if shift is None else pl.col(name) - float(shift[j])
+        y = y * float(factor[j])
+        y = y if offset is None else y + float(offset[j])
+        columns.append(y if digits is None else y.round_sig_figs(digits))
+    frame_schema = pl.from_arrow(empty_table(schema)).schema
+    frame = register_io_source(tables, schema=frame_schema).with_columns(columns)
+    in_thread(sink.sink, frame)
+    return True
 
 
 # -- the public functions ----------------------------------------------------------
@@ -482,13 +537,17 @@ def scale_file(
         try:
             pooled = (epsilon, unbiased, inverse)
             fitted = _scale(run, source, (features, small), work, (loaded, scaler), pooled)
-            mapper, stats, (n_batches, total), tables = fitted
-            options = (loaded is not None, float_precision)
-            bar = Progress(progress, "transform" if loaded else "pass 2/2: transform", total)
-            try:
-                n_rows = _transform_pass(tables, sink, features, mapper, options, bar)
-            finally:
-                bar.close()
+            mapper, stats, (n_batches, total), tables, cache = fitted
+            lazy = (cache, sink, source.schema, features, mapper, float_precision)
+            if not progress and _sink_pass(*lazy):
+                n_rows = total
+            else:
+                options = (loaded is not None, float_precision)
+                bar = Progress(progress, "transform" if loaded else "pass 2/2: transform", total)
+                try:
+                    n_rows = _transform_pass(tables, sink, features, mapper, options, bar)
+                finally:
+                    bar.close()
             sink.close()
         except BaseException:
             sink.abort()
@@ -505,13 +564,13 @@ def _scale(run: _Run, source, chosen, work, scalers, pooled) -> tuple:
     """Pass 1 (unless a scaler was loaded).
 
     Returns the column mapper of pass 2, ``(mean, var)``, the number of
-    chunks fitted and the tables pass 2 reads.
+    chunks fitted, the tables pass 2 reads and the pass-1 cache (or None).
     """
     (features, small), (loaded, scaler) = chosen, scalers
     epsilon, unbiased, inverse = pooled
     if loaded is not None:
         counts = (0, source.total_rows)
-        return scaler_map(loaded, inverse), _scaler_stats(loaded), counts, source.batches()
+        return scaler_map(loaded, inverse), _scaler_stats(loaded), counts, source.batches(), None
     cache = Cache(None if small else work, source.schema) if source.fmt.text else None
     if scaler is None:
         parts: list = []
@@ -521,4 +580,4 @@ def _scale(run: _Run, source, chosen, work, scalers, pooled) -> tuple:
         counter = run.fit(source, features, cache, lambda m: _fit_scaler(scaler, m, features))
         mapper, stats = scaler_map(scaler, False), _scaler_stats(scaler)
     tables = source.batches() if cache is None else cache.tables()
-    return mapper, stats, (counter.chunks, counter.rows), tables
+    return mapper, stats, (counter.chunks, counter.rows), tables, cache

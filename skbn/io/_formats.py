@@ -255,13 +255,19 @@ def as_schema(batch, schema):
 
 
 class Sink:
-    """Writes tables of one schema to ``path`` in the format ``fmt``."""
+    """Writes tables of one schema to ``path`` in the format ``fmt``: a table
+    at a time (:meth:`write`), or a whole polars ``LazyFrame`` in polars'
+    streaming engine (:meth:`sink`)."""
 
     def __init__(self, path: str, fmt: Format, schema, name: str) -> None:
-        self.fmt, self.schema, self.name = fmt, schema, name
+        self.path, self.fmt, self.schema, self.name = path, fmt, schema, name
         self._started = False
+        self._stream = self._writer = None
+
+    def _open(self) -> None:
         pa = pyarrow()
-        with writing(name):
+        fmt, path, schema = self.fmt, self.path, self.schema
+        with writing(self.name):
             if fmt.text:
                 polars()
                 self._stream = pa.OSFile(path, "wb")
@@ -281,6 +287,8 @@ class Sink:
     def write(self, table, round_columns: Sequence[str] = (), digits: int | None = None) -> None:
         """Append ``table``; with ``digits``, ``round_columns`` are written with
         that many significant digits (text formats only)."""
+        if self._stream is None and self._writer is None:
+            self._open()
         with writing(self.name):
             if not self.fmt.text:
                 self._writer.write_table(table)
@@ -289,6 +297,36 @@ class Sink:
             if digits is not None and round_columns:
                 frame = frame.with_columns(polars().col(round_columns).round_sig_figs(digits))
             self._write_text(frame)
+
+    @property
+    def can_sink(self) -> bool:
+        """Whether :meth:`sink` can write this format (not compressed text)."""
+        return self.fmt.codec is None and self._stream is None and self._writer is None
+
+    def sink(self, frame) -> None:
+        """Write all of the polars ``LazyFrame`` ``frame`` (instead of
+        :meth:`write`, before anything else), in polars' streaming engine.
+
+        On a system with ``/dev/fd`` polars writes through a descriptor of
+        the temporary file opened here: if the run is stopped meanwhile and
+        the file is removed, polars cannot create it again.
+        """
+        fd = os.open(self.path, os.O_WRONLY)
+        target = f"/dev/fd/{fd}" if os.path.isdir("/dev/fd") else self.path
+        kind = self.fmt.kind
+        try:
+            with writing(self.name):
+                if kind == "csv":
+                    frame.sink_csv(target, separator=self.fmt.delimiter)
+                elif kind == "ndjson":
+                    frame.sink_ndjson(target)
+                elif kind == "parquet":
+                    frame.sink_parquet(target, compression="snappy")
+                else:
+                    frame.sink_ipc(target)
+        finally:
+            os.close(fd)
+        self._started = True
 
     def _write_text(self, frame) -> None:
         if self.fmt.kind == "csv":
@@ -301,6 +339,10 @@ class Sink:
 
     def close(self) -> None:
         """Finish the file (a CSV with no rows still gets its header)."""
+        if self._started and self._stream is None and self._writer is None:
+            return  # written by sink
+        if self._stream is None and self._writer is None:
+            self._open()
         with writing(self.name):
             if self.fmt.text:
                 if not self._started:
@@ -312,9 +354,9 @@ class Sink:
     def abort(self) -> None:
         """Release the file after a failure (it is removed by the caller)."""
         try:
-            if self.fmt.text:
+            if self._stream is not None:
                 self._stream.close()
-            else:
+            elif self._writer is not None:
                 self._writer.close()
         except Exception:  # noqa: BLE001 - the run has failed already
             pass

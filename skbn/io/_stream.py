@@ -13,7 +13,7 @@ from ._atomic import Workspace
 from ._errors import require, writing
 from ._formats import BATCH_ROWS, pyarrow
 
-__all__ = ["Cache", "Progress", "exact_chunks", "prefetch"]
+__all__ = ["Cache", "Progress", "exact_chunks", "in_thread", "prefetch"]
 
 
 class Progress:
@@ -44,6 +44,8 @@ class Cache:
         pa = pyarrow()
         self._tables: list = []
         self._path = None if work is None else work.scratch("cache")
+        #: The Arrow IPC file of the cache, once complete (None: in memory).
+        self.path: str | None = None
         self._writer = None
         if self._path is not None:
             with writing("the pass-1 cache"):
@@ -59,8 +61,9 @@ class Cache:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+            self.path = self._path
 
-    def tables(self) -> Iterator:
+    def tables(self, group: bool = True) -> Iterator:
         if self._writer is None:
             yield from self._tables
             return
@@ -71,7 +74,7 @@ class Cache:
             for i in range(reader.num_record_batches):
                 batches.append(reader.get_batch(i))
                 rows += batches[-1].num_rows
-                if rows >= BATCH_ROWS:  # a few large tables: less work per table
+                if rows >= BATCH_ROWS or not group:  # a few large tables: less work per table
                     yield pa.Table.from_batches(batches)
                     batches, rows = [], 0
             if batches:
@@ -146,6 +149,37 @@ def prefetch(items: Iterable, depth: int = 2) -> Iterator:
 PREFETCH_THREAD = "skbn-prefetch"
 
 
+def in_thread(function, *args) -> None:
+    """``function(*args)`` in a worker thread, waited for in short steps so
+    that a signal's exception reaches this (main) thread at once, even while
+    the worker is inside polars for minutes.  The worker counts for
+    :func:`reader_blocked`; its exception is raised here."""
+    failure: list = []
+
+    def work() -> None:
+        try:
+            function(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            failure.append(exc)
+
+    thread = threading.Thread(target=work, daemon=True, name=PREFETCH_THREAD)
+    thread.start()
+    try:
+        while thread.is_alive():
+            thread.join(0.05)
+    except BaseException:
+        # A join interrupted by a signal can leave is_alive() False while the
+        # worker still runs inside polars: remember it for reader_blocked.
+        _ABANDONED.append(thread.name)
+        raise
+    if failure:
+        raise failure[0]
+
+
+#: Workers that :func:`in_thread` left running when a signal stopped it.
+_ABANDONED: list = []
+
+
 def reader_blocked() -> bool:
     """Whether a :func:`prefetch` thread is still running (blocked reading).
 
@@ -153,4 +187,6 @@ def reader_blocked() -> bool:
     (it would abort the process), so the command line ends with ``os._exit``
     then, once its files are cleaned up and its message printed.
     """
+    if _ABANDONED:
+        return True
     return any(t.name == PREFETCH_THREAD and t.is_alive() for t in threading.enumerate())
