@@ -321,7 +321,9 @@ class Sink:
                 elif kind == "ndjson":
                     frame.sink_ndjson(target)
                 elif kind == "parquet":
-                    frame.sink_parquet(target, compression="snappy")
+                    # row groups of BATCH_ROWS, as the table-at-a-time writer makes
+                    # them (polars' larger default holds more rows in memory)
+                    frame.sink_parquet(target, compression="snappy", row_group_size=BATCH_ROWS)
                 else:
                     frame.sink_ipc(target)
         finally:
