@@ -1,8 +1,6 @@
 """``python -m skbn``: the skbn command line (see :mod:`skbn.cli`)."""
 
-import sys
-
-from skbn.cli import main
+from skbn.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -55,7 +55,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import skbn
 from skbn import BatchNormScaler
-from skbn.cli import TRUSTED_TYPE, load_scaler, main
+from skbn.cli import TRUSTED_TYPE, load_scaler, main, run
 
 N_ROWS = 1000
 CHUNK = 128  # 7 chunks of 128 rows and one of 104
@@ -367,8 +367,24 @@ def test_version(capsys):
 
 def test_console_script_entry_point():
     (entry,) = importlib.metadata.entry_points(group="console_scripts", name="skbn")
-    assert entry.value == "skbn.cli:main"
-    assert entry.load() is main
+    assert entry.value == "skbn.cli:run"
+    assert entry.load() is run
+
+
+@pytest.mark.parametrize(
+    "args, status, out, err",
+    [(["--version"], 0, "skbn ", ""), (["scale", "missing.csv", "out.csv"], 1, "", "not found"),
+     (["scale"], 2, "", "required: INPUT, OUTPUT")],
+)  # fmt: skip
+def test_program_ends_with_mains_status_and_flushed_output(tmp_path, args, status, out, err):
+    """``python -m skbn`` ends with os._exit after flushing: the status and
+    every line of output still arrive."""
+    child = subprocess.run(
+        [sys.executable, "-m", "skbn", *args], cwd=tmp_path, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert child.returncode == status
+    assert out in child.stdout and err in child.stderr
 
 
 def test_help(capsys):
