@@ -9,6 +9,7 @@ by overlapping calls.  Results never depend on the number of threads.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -75,6 +76,11 @@ def threads_for(n_blocks: int, n_jobs: int | None) -> int:
     """
     most = n_blocks // _MIN_BLOCKS_PER_THREAD
     if most < 2 or n_jobs == 1:
+        return 1
+    if n_jobs is None and "joblib" not in sys.modules:
+        # None means one job unless a joblib.parallel_config is active, and
+        # none can be before joblib is imported (importing it costs 50 ms of
+        # the command line's start-up)
         return 1
     from joblib import effective_n_jobs
 
