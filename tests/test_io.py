@@ -381,13 +381,17 @@ def test_option_errors(data, tmp_path, args, needle):
     assert not (tmp_path / "o.csv").exists()
 
 
+@pytest.mark.parametrize("cache_bytes", [0, 1 << 40], ids=["ipc-files", "memory"])
 @pytest.mark.parametrize("target", ["csv", "tsv", "ndjson", "arrow", "parquet"])
 @pytest.mark.parametrize("digits", [None, 7])
-def test_sink_pass_writes_what_the_table_pass_writes(data, tmp_path, monkeypatch, target, digits):
+def test_sink_pass_writes_what_the_table_pass_writes(
+    data, tmp_path, monkeypatch, target, digits, cache_bytes
+):
     """Pass 2 in polars' streaming engine gives the same file contents as
     mapping and writing one table at a time (the route of progress bars,
-    compressed text and loaded models)."""
-    monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", 0)  # the IPC cache file
+    compressed text and loaded models), with the cache in files or in memory."""
+    monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", cache_bytes)
+    monkeypatch.setattr(text, "PIECE_BYTES", 16384)  # several cache files
     ran = []
     original = engine._sink_pass
     monkeypatch.setattr(engine, "_sink_pass", lambda *a: ran.append(original(*a)) or ran[-1])
@@ -408,7 +412,7 @@ def test_sink_pass_writes_what_the_table_pass_writes(data, tmp_path, monkeypatch
 
 
 def test_failure_in_the_sink_pass_leaves_nothing(data, tmp_path, monkeypatch):
-    monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", 0)
+    monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", 1 << 40)  # polars reads it from Python
     monkeypatch.setattr(engine, "_SINK_ROWS", 64)
     (tmp_path / "out.csv").write_text("old\n")
     handed = []
@@ -426,5 +430,25 @@ def test_failure_in_the_sink_pass_leaves_nothing(data, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         scale_file(data / "in.csv", tmp_path / "out.csv")
     assert len(handed) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "scratch"]
+    assert (tmp_path / "out.csv").read_text() == "old\n"
+
+
+def test_a_lost_cache_file_fails_the_sink_pass_and_leaves_nothing(data, tmp_path, monkeypatch):
+    """The cache in files, read by polars itself: a file gone before pass 2
+    (removed by someone else) fails the run with one error, and nothing is left."""
+    monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", 0)
+    monkeypatch.setattr(text, "PIECE_BYTES", 4096)
+    original = engine._sink_pass
+
+    def lose_one(cache, *args):
+        assert len(cache.paths) > 2
+        os.remove(cache.paths[1])
+        return original(cache, *args)
+
+    monkeypatch.setattr(engine, "_sink_pass", lose_one)
+    (tmp_path / "out.csv").write_text("old\n")
+    with pytest.raises(FileError, match=r"cannot write .*out\.csv.*No such file.*skbn-cache"):
+        scale_file(data / "in.csv", tmp_path / "out.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "scratch"]
     assert (tmp_path / "out.csv").read_text() == "old\n"

@@ -42,8 +42,8 @@ __all__ = ["DEFAULT_CHUNKSIZE", "ScaleResult", "fit_file", "scale_file"]
 DEFAULT_CHUNKSIZE = 65536
 
 #: A text input up to this size keeps its parsed batches in memory between the
-#: passes; a larger one writes them to an Arrow IPC file in the temporary
-#: directory.  Either way pass 2 does not parse the text again.
+#: passes; a larger one writes them to Arrow IPC files (one per batch) in the
+#: temporary directory.  Either way pass 2 does not parse the text again.
 MEMORY_CACHE_BYTES = 64 << 20
 
 MOMENTUM_MODES = ("pooled", None)
@@ -183,13 +183,14 @@ def _sink_pass(cache, sink, schema, features, mapper, digits) -> bool:
     a cache, the map is the pooled affine map, and the output is not
     compressed text.  Returns whether it ran.
 
-    The cached tables are handed to polars one at a time (an IO source, so
-    memory stays flat: polars' own IPC scan maps the whole cache into the
-    process); polars maps the columns with the same operations in the same
-    order as :func:`~skbn.io._columns.affine_map` (so the same bits) and
-    writes the output on every core.  Pass 1 has already refused infinite
-    values.  Against mapping and writing one table at a time this halves
-    pass 2 on this machine (``benchmarks/file_engine.py``).
+    polars reads the cache files itself, one after another (one large file
+    would be mapped into memory whole), or, for a cache in memory, takes the
+    tables from Python a few thousand rows at a time; it maps the columns
+    with the same operations in the same order as
+    :func:`~skbn.io._columns.affine_map` (so the same bits) and writes the
+    output on every core.  Pass 1 has already refused infinite values.
+    Against mapping and writing one table at a time this halves pass 2 on
+    this machine (``benchmarks/file_engine.py``).
     """
     coefficients = getattr(mapper, "coefficients", None)
     if coefficients is None or cache is None or not sink.can_sink:
@@ -207,6 +208,11 @@ def _sink_pass(cache, sink, schema, features, mapper, digits) -> bool:
             for start in range(0, frame.height, _SINK_ROWS):
                 yield frame.slice(start, _SINK_ROWS)
 
+    if cache.paths:  # files on disk: polars reads them itself, one after another
+        source = pl.scan_ipc(cache.paths)
+    else:  # the tables in memory (a small input)
+        source = register_io_source(tables, schema=pl.from_arrow(empty_table(schema)).schema)
+
     shift, factor, offset = coefficients
     columns = []
     for j, name in enumerate(features):
@@ -214,9 +220,7 @@ def _sink_pass(cache, sink, schema, features, mapper, digits) -> bool:
         y = y * float(factor[j])
         y = y if offset is None else y + float(offset[j])
         columns.append(y if digits is None else y.round_sig_figs(digits))
-    frame_schema = pl.from_arrow(empty_table(schema)).schema
-    frame = register_io_source(tables, schema=frame_schema).with_columns(columns)
-    in_thread(sink.sink, frame)
+    in_thread(sink.sink, source.with_columns(columns))
     return True
 
 
@@ -428,8 +432,8 @@ def scale_file(
     Pass 1 reads ``input`` in chunks of ``chunksize`` rows and computes each
     chunk's per-column moments with the core's kernels; pass 2 maps each
     batch's scaled columns and writes it.  A text input is parsed once: pass
-    1 keeps the parsed batches (in memory when the file is small, else in an
-    Arrow IPC file in the temporary directory) and pass 2 reads them back.
+    1 keeps the parsed batches (in memory when the file is small, else in
+    Arrow IPC files in the temporary directory) and pass 2 reads them back.
     Other columns pass through unchanged, in their places; missing values
     stay missing.  ``output`` (and ``save``) appear, by one atomic rename,
     only when the run succeeds.

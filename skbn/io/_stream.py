@@ -38,47 +38,56 @@ class Progress:
 
 
 class Cache:
-    """The tables of pass 1, kept for pass 2: in memory, or in an Arrow IPC file."""
+    """The tables of pass 1, kept for pass 2: in memory, or on disk as one
+    Arrow IPC file per table in the temporary directory.
+
+    One file per table (not one file for all) lets polars read the cache in
+    its streaming engine file after file: its IPC scan maps a file into
+    memory, so one large file would put the whole cache in the process's
+    resident memory.
+    """
 
     def __init__(self, work: Workspace | None, schema) -> None:
-        pa = pyarrow()
+        self._work, self._schema = work, schema
         self._tables: list = []
-        self._path = None if work is None else work.scratch("cache")
-        #: The Arrow IPC file of the cache, once complete (None: in memory).
-        self.path: str | None = None
-        self._writer = None
-        if self._path is not None:
-            with writing("the pass-1 cache"):
-                self._writer = pa.ipc.new_file(self._path, schema)
+        #: The Arrow IPC files of the cache, in order (empty: in memory).
+        self.paths: list[str] = []
 
     def add(self, table) -> None:
-        if self._writer is None:
+        if self._work is None:
             self._tables.append(table)
             return
-        with writing(f"the pass-1 cache in {os.path.dirname(self._path)}"):
-            self._writer.write_table(table)
+        pa = pyarrow()
+        path = self._work.scratch("cache")
+        with writing(f"the pass-1 cache in {os.path.dirname(path)}"):
+            with pa.OSFile(path, "wb") as stream:
+                writer = pa.ipc.new_file(stream, self._schema)
+                writer.write_table(table)
+                writer.close()
+        self.paths.append(path)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self.path = self._path
+        """Nothing is left open between tables; kept for the callers."""
 
     def tables(self, group: bool = True) -> Iterator:
-        if self._writer is None:
+        """The cached tables in order; with ``group``, joined into tables of
+        at least ``BATCH_ROWS`` rows (less work per table downstream)."""
+        if self._work is None:
             yield from self._tables
             return
         pa = pyarrow()
-        with pa.OSFile(self._path, "rb") as stream:
-            reader = pa.ipc.open_file(stream)
-            batches, rows = [], 0
-            for i in range(reader.num_record_batches):
-                batches.append(reader.get_batch(i))
-                rows += batches[-1].num_rows
-                if rows >= BATCH_ROWS or not group:  # a few large tables: less work per table
-                    yield pa.Table.from_batches(batches)
-                    batches, rows = [], 0
-            if batches:
-                yield pa.Table.from_batches(batches)
+        batches, rows = [], 0
+        for path in self.paths:
+            with pa.OSFile(path, "rb") as stream:
+                reader = pa.ipc.open_file(stream)
+                for i in range(reader.num_record_batches):
+                    batches.append(reader.get_batch(i))
+                    rows += batches[-1].num_rows
+                    if rows >= BATCH_ROWS or not group:
+                        yield pa.Table.from_batches(batches, schema=self._schema)
+                        batches, rows = [], 0
+        if batches:
+            yield pa.Table.from_batches(batches, schema=self._schema)
 
 
 def exact_chunks(tables: Iterable, rows: int) -> Iterator:
