@@ -104,12 +104,7 @@ def affine(
             wide = np.abs(np.asarray(shift, dtype=np.float64)).max(initial=0.0) >= 2.0**969
         if wide:
             return _wide_affine(X, out, shift, factor, offset, check_finite)
-    dtype = out.dtype
-    if dtype == np.float32:
-        with np.errstate(over="ignore"):
-            fits = np.isfinite(np.asarray(factor, dtype=np.float32)).all()
-        if not fits:  # a factor beyond float32 (a variance below ~1e-77): map in float64
-            dtype = np.dtype(np.float64)
+    dtype = _map_dtype(out.dtype, factor)
     coefs = [None if c is None else np.asarray(c, dtype=dtype) for c in (shift, factor, offset)]
     if inverse:
         coefs = [coefs[2], coefs[1], coefs[0]]
@@ -142,18 +137,7 @@ def affine(
             xb, ob = xb.reshape(-1), ob.reshape(-1)
             first, mid, last = (None if c is None else c[:size] for c in coefs)
         if check_finite:
-            with np.errstate(over="ignore", invalid="ignore"):
-                # x . x is finite when no value is inf, NaN or beyond 1e154
-                # (then the exact test below decides); on a flat block it is
-                # the cheapest pass, but BLAS's own threads must not compete
-                # with ours.
-                probe = np.dot(xb, xb) if xb.ndim == 1 and serial else xb.sum()
-                finite = np.isfinite(probe)
-            if not finite and np.isinf(xb).any():
-                if transposed:
-                    rows_inf = np.isinf(X[block]).any(axis=1)
-                    raise InfiniteValueError(block.start + np.flatnonzero(rows_inf))
-                raise InfiniteValueError(infinite_columns(X[block]))
+            _refuse_infinite(xb, X, block, transposed, serial)
         if first is None:
             op(xb, mid, out=ob)
         else:
@@ -166,6 +150,32 @@ def affine(
 
     map_blocks(one, blocks, n_jobs)
     return out.T if transposed else out
+
+
+def _map_dtype(dtype: np.dtype, factor) -> np.dtype:
+    """The dtype the map runs in: ``dtype``, but float64 for float32 data
+    whose factors do not fit float32 (a variance below ~1e-77)."""
+    if dtype == np.float32:
+        with np.errstate(over="ignore"):
+            if not np.isfinite(np.asarray(factor, dtype=np.float32)).all():
+                return np.dtype(np.float64)
+    return dtype
+
+
+def _refuse_infinite(xb, X, block: slice, transposed: bool, serial: bool) -> None:
+    """Raise :class:`~skbn._validation.InfiniteValueError` if the block ``xb``
+    (rows ``block`` of ``X``, or of its transpose) holds +/-inf."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        # x . x is finite when no value is inf, NaN or beyond 1e154 (then the
+        # exact test below decides); on a flat block it is the cheapest pass,
+        # but BLAS's own threads must not compete with ours.
+        probe = np.dot(xb, xb) if xb.ndim == 1 and serial else xb.sum()
+        finite = np.isfinite(probe)
+    if not finite and np.isinf(xb).any():
+        if transposed:
+            rows_inf = np.isinf(X[block]).any(axis=1)
+            raise InfiniteValueError(block.start + np.flatnonzero(rows_inf))
+        raise InfiniteValueError(infinite_columns(X[block]))
 
 
 def plain_coefficients(shift, factor, offset) -> bool:
