@@ -676,7 +676,7 @@ def test_signal_leaves_nothing(tmp_path, signum, stage):
         _wait_for(lambda: _written(tmp_path, ".out.csv.*.skbn-tmp"))
     else:  # pass 1: the cache in TMPDIR has data
         child = _start_blocked(tmp_path, ["out.csv"], data[:60_000])
-        _wait_for(lambda: _written(tmp_path / "scratch", "skbn-cache-*"))
+        _wait_for(lambda: _written(tmp_path / "scratch", "skbn-*/skbn-cache-*"))
     child.send_signal(signum)
     _, err = child.communicate(timeout=120)
     assert child.returncode == 128 + signum, err

@@ -71,12 +71,18 @@ class Workspace:
 
     def __init__(self) -> None:
         self._outputs: list[tuple[str, str]] = []
-        self._scratch: list[str] = []
+        # The scratch files live in one private directory, removed whole at
+        # the end: a file created there is removed even if a signal arrives
+        # between its creation and its registration.
+        self._directory: str | None = None
+        self._count = 0
 
     def output(self, target: str) -> str:
         """A temporary path that becomes ``target`` (``"-"``: stdout) on success."""
         if target == STDOUT:
             path = self.scratch("stdout")
+            with open(path, "wb"):
+                pass
         else:
             directory = os.path.dirname(os.path.abspath(target))
             path = self._mkstemp(target, directory, f".{os.path.basename(target)}.")
@@ -84,10 +90,18 @@ class Workspace:
         return path
 
     def scratch(self, name: str) -> str:
-        """A temporary path in the temporary directory, removed at the end."""
-        path = self._mkstemp("a temporary file", tempfile.gettempdir(), f"skbn-{name}-")
-        self._scratch.append(path)
-        return path
+        """A new path in this run's directory in the temporary directory
+        (the file is not created), removed at the end."""
+        if self._directory is None:
+            parent = tempfile.gettempdir()
+            try:
+                self._directory = tempfile.mkdtemp(prefix="skbn-", dir=parent)
+            except OSError as exc:
+                raise FileError(
+                    f"cannot write a temporary file in {parent!r}: {exc.strerror or exc}"
+                ) from None
+        self._count += 1
+        return os.path.join(self._directory, f"skbn-{name}-{self._count}{TEMP_SUFFIX}")
 
     def _mkstemp(self, what: str, directory: str, prefix: str) -> str:
         if not os.path.isdir(directory):
@@ -107,7 +121,9 @@ class Workspace:
             if exc_type is None:
                 self._commit()
         finally:
-            self._remove([path for path, _ in self._outputs] + self._scratch)
+            self._remove([path for path, _ in self._outputs])
+            if self._directory is not None:
+                shutil.rmtree(self._directory, ignore_errors=True)
 
     def _commit(self) -> None:
         mask = os.umask(0)

@@ -178,6 +178,12 @@ def _transform_pass(tables, sink, features, mapper, options, bar) -> int:
 _SINK_ROWS = 16384
 
 
+def _release(version: str) -> tuple:
+    """``"1.32.0"`` -> ``(1, 32)``."""
+    major, minor = (version.split(".") + ["0"])[:2]
+    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+
+
 def _sink_pass(cache, sink, schema, features, mapper, digits) -> bool:
     """Pass 2 in polars' streaming engine, when it can run there: pass 1 kept
     a cache, the map is the pooled affine map, and the output is not
@@ -196,10 +202,9 @@ def _sink_pass(cache, sink, schema, features, mapper, digits) -> bool:
     if coefficients is None or cache is None or not sink.can_sink:
         return False
     pl = polars()
-    try:
-        from polars.io.plugins import register_io_source
-    except ImportError:  # polars before 1.13: one table at a time
+    if _release(pl.__version__) < (1, 32):  # the oldest release tested (the cli extra's floor)
         return False
+    from polars.io.plugins import register_io_source
 
     def tables(with_columns, predicate, n_rows, batch_size):
         for table in cache.tables(group=False):

@@ -324,8 +324,8 @@ class Sink:
                     # row groups of BATCH_ROWS, as the table-at-a-time writer makes
                     # them (polars' larger default holds more rows in memory)
                     frame.sink_parquet(target, compression="snappy", row_group_size=BATCH_ROWS)
-                else:
-                    frame.sink_ipc(target)
+                else:  # Arrow's older string types, which every pyarrow reads
+                    frame.sink_ipc(target, compat_level=polars().CompatLevel.oldest())
         finally:
             os.close(fd)
         self._started = True

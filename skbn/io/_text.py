@@ -134,7 +134,16 @@ class TextSource:
         )
 
     def _infer(self):
-        frame = self._parse(self._head, True, n_rows=INFER_ROWS)
+        # Only the header and the first INFER_ROWS lines are parsed: some
+        # polars releases read past n_rows and would fail on a later row.
+        head, end = self._head, -1
+        for _ in range(INFER_ROWS + 1):
+            end = head.find(b"\n", end + 1)
+            if end < 0:
+                break
+        if end >= 0:
+            head = head[: _cut(head, end + 1, self.fmt.kind == "csv") or len(head)]
+        frame = self._parse(head, True, n_rows=INFER_ROWS)
         return frame.head(0).to_arrow().schema
 
     def set_float(self, names: Sequence[str]) -> None:
