@@ -74,14 +74,17 @@ def _write(frame: pd.DataFrame, path) -> None:
             stream.writelines(lines)
 
 
+# Exactly the float each text means: pandas 2.0's default parser is 1 ulp off
+# for some 17-digit numbers; pandas 3 parses exactly and deprecates the option.
+_EXACT = {"float_precision": "round_trip"} if int(pd.__version__.split(".")[0]) < 3 else {}
+
+
 def _read(path) -> pd.DataFrame:
-    # round_trip: exactly the float each text means (pandas' default parser
-    # was 1 ulp off for some 17-digit numbers before pandas 2.2)
     path = str(path)
     if path.endswith((".csv", ".csv.gz")):
-        return pd.read_csv(path, float_precision="round_trip")
+        return pd.read_csv(path, **_EXACT)
     if path.endswith(".tsv"):
-        return pd.read_csv(path, sep="\t", float_precision="round_trip")
+        return pd.read_csv(path, sep="\t", **_EXACT)
     if path.endswith((".parquet", ".pq")):
         return pq.read_table(path).to_pandas()
     if path.endswith((".feather", ".arrow")):
