@@ -107,8 +107,6 @@ def _chunk_moments(source, features, rows, cache, bar, counter) -> Iterator[Mome
         counter.rows += chunk.num_rows
         counter.chunks += 1
         yield moments
-    if cache is not None:
-        cache.close()
 
 
 def _pooled_map(total: Moments, epsilon: float, unbiased: bool) -> tuple:

@@ -66,9 +66,6 @@ class Cache:
                 writer.close()
         self.paths.append(path)
 
-    def close(self) -> None:
-        """Nothing is left open between tables; kept for the callers."""
-
     def tables(self, group: bool = True) -> Iterator:
         """The cached tables in order; with ``group``, joined into tables of
         at least ``BATCH_ROWS`` rows (less work per table downstream)."""
