@@ -40,7 +40,7 @@ from .io import (
     signals_as_exceptions,
 )
 from .io._errors import one_line
-from .io._stream import reader_blocked
+from .io._stream import forget_abandoned, reader_blocked
 
 __all__ = [
     "CLIError",
@@ -481,6 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 1 when the command failed, 2 for a bad command line,
         128 + the signal number when SIGINT, SIGTERM or SIGHUP stopped it.
     """
+    forget_abandoned()
     status = _run(build_parser(), argv)
     if reader_blocked():  # stopped while a reader thread waits on a pipe
         sys.stdout.flush()
@@ -500,13 +501,16 @@ def run() -> None:
     """
     status = main()
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None when the program runs with stdout closed
+            sys.stdout.flush()
     except BrokenPipeError:  # the reader of stdout left (`| head`): not an error
         pass
     except OSError as exc:
         _error(f"cannot write stdout: {exc.strerror or exc}")
         status = status or 1
-    sys.stderr.flush()
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
     os._exit(status)
 
 

@@ -854,3 +854,24 @@ def test_signal_during_the_sink_pass_leaves_nothing(tmp_path, signum, cache):
     _assert_one_line_error(err.decode(), "nothing was written")
     assert not (tmp_path / "out.csv").exists()
     assert _leftovers(tmp_path, scratch) == []
+
+
+def test_a_run_after_an_abandoned_worker_returns(monkeypatch):
+    """A worker left running by an interrupted run (in a notebook, say) does
+    not make a later main() end the process."""
+    import skbn.io._stream as stream
+
+    monkeypatch.setattr(stream, "_ABANDONED", ["skbn-prefetch"])
+    assert main(["--version"]) == 0
+    assert not stream.reader_blocked()
+
+
+def test_program_with_stdout_closed(tmp_path):
+    (tmp_path / "in.csv").write_bytes(_csv_text(100))
+    child = subprocess.run(
+        f"{sys.executable} -m skbn scale in.csv out.csv >&-", shell=True, cwd=tmp_path,
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert child.returncode == 0, child.stderr
+    assert "Traceback" not in child.stderr
+    assert pd.read_csv(tmp_path / "out.csv").shape == (100, 2)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import os
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -202,6 +203,12 @@ def _sink_pass(cache, sink, schema, features, mapper, digits) -> bool:
     pl = polars()
     if _release(pl.__version__) < (1, 32):  # the oldest release tested (the cli extra's floor)
         return False
+    shift, factor, offset = coefficients
+    if shift is not None and np.any(np.signbit(shift) & (shift == 0)):
+        return False  # polars simplifies x - (-0.0) to x, which is not IEEE's +0.0 for x = -0.0
+    frame_schema = pl.from_arrow(empty_table(schema)).schema
+    if not sink.fmt.text and not _same_types(pl, frame_schema, schema):
+        return False  # polars would write other Arrow types (date64, string, ...)
     from polars.io.plugins import register_io_source
 
     def tables(with_columns, predicate, n_rows, batch_size):
@@ -212,19 +219,27 @@ def _sink_pass(cache, sink, schema, features, mapper, digits) -> bool:
                 yield frame.slice(start, _SINK_ROWS)
 
     if cache.paths:  # files on disk: polars reads them itself, one after another
-        source = pl.scan_ipc(cache.paths)
+        # escaped: polars expands glob patterns, and TMPDIR may hold [, * or ?
+        source = pl.scan_ipc([glob.escape(path) for path in cache.paths])
     else:  # the tables in memory (a small input)
-        source = register_io_source(tables, schema=pl.from_arrow(empty_table(schema)).schema)
+        source = register_io_source(tables, schema=frame_schema)
 
-    shift, factor, offset = coefficients
     columns = []
     for j, name in enumerate(features):
-        y = pl.col(name) if shift is None else pl.col(name) - float(shift[j])
+        x = pl.nth(schema.get_field_index(name))  # by position: a name may look like a pattern
+        y = x if shift is None else x - float(shift[j])
         y = y * float(factor[j])
         y = y if offset is None else y + float(offset[j])
-        columns.append(y if digits is None else y.round_sig_figs(digits))
+        # --float-precision is for text outputs only
+        columns.append(y if digits is None or not sink.fmt.text else y.round_sig_figs(digits))
     in_thread(sink.sink, source.with_columns(columns))
     return True
+
+
+def _same_types(pl, frame_schema, schema) -> bool:
+    """Whether polars writes ``schema``'s Arrow types back unchanged."""
+    written = pl.DataFrame(schema=frame_schema).to_arrow(compat_level=pl.CompatLevel.oldest())
+    return written.schema.equals(schema, check_metadata=False)
 
 
 # -- the public functions ----------------------------------------------------------

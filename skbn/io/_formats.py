@@ -295,7 +295,9 @@ class Sink:
                 return
             frame = polars().from_arrow(table)
             if digits is not None and round_columns:
-                frame = frame.with_columns(polars().col(round_columns).round_sig_figs(digits))
+                positions = [table.schema.get_field_index(name) for name in round_columns]
+                # by position: a column name may look like a pattern to pl.col
+                frame = frame.with_columns(polars().nth(positions).round_sig_figs(digits))
             self._write_text(frame)
 
     @property

@@ -13,7 +13,14 @@ from ._atomic import Workspace
 from ._errors import require, writing
 from ._formats import BATCH_ROWS, pyarrow
 
-__all__ = ["Cache", "Progress", "exact_chunks", "in_thread", "prefetch"]
+__all__ = [
+    "Cache",
+    "Progress",
+    "exact_chunks",
+    "forget_abandoned",
+    "in_thread",
+    "prefetch",
+]
 
 
 class Progress:
@@ -182,8 +189,15 @@ def in_thread(function, *args) -> None:
         raise failure[0]
 
 
-#: Workers that :func:`in_thread` left running when a signal stopped it.
+#: Workers that :func:`in_thread` left running when a signal stopped it
+#: (since the last :func:`forget_abandoned`).
 _ABANDONED: list = []
+
+
+def forget_abandoned() -> None:
+    """Start a new run: workers abandoned by an earlier one no longer count
+    for :func:`reader_blocked`."""
+    _ABANDONED.clear()
 
 
 def reader_blocked() -> bool:
