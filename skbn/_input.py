@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import validate_data
 
 from . import _array_api
+from ._stats import BLOCK_ROWS
 from ._validation import check_sample_weight
 
 __all__ = ["InputMixin", "to_numpy"]
@@ -82,6 +83,23 @@ def _stub(estimator) -> BaseEstimator:
 
 class InputMixin:
     """Validation of ``X``, sample weights and parameters."""
+
+    def _plain_input(self, X: np.ndarray) -> bool:
+        """Whether ``X`` (an ndarray) is the commonest small batch that the
+        fast paths of ``partial_fit`` and ``transform`` take: C-contiguous
+        float64, 1 to ``BLOCK_ROWS`` rows of the fitted width, for a scaler
+        with a NumPy state and no feature names.  A cheap test on one read
+        of the attributes; the fast paths check the state they then read."""
+        d = self.__dict__
+        return (
+            X.ndim == 2
+            and X.dtype == np.float64
+            and X.flags.c_contiguous
+            and 0 < X.shape[0] <= BLOCK_ROWS
+            and d.get("n_features_in_") == X.shape[1]
+            and "feature_names_in_" not in d
+            and type(d.get("moving_mean_")) is np.ndarray
+        )
 
     def _validate_X(
         self, X, *, reset: bool, copy: bool = False, xp=np, device=None, ensure: bool = True

@@ -24,7 +24,6 @@ from ._affine import (
     transform_coefficients,
 )
 from ._state import State, from_attributes
-from ._stats import BLOCK_ROWS
 from ._validation import InfiniteValueError, check_finite, infinite_error
 
 __all__ = ["AffineMixin"]
@@ -86,17 +85,7 @@ class AffineMixin:
         ``BLOCK_ROWS`` rows and the fitted width, written to a new array, a
         NumPy state without feature names.  None for anything else, which
         takes the full path (the same bits)."""
-        d = self.__dict__
-        if (
-            X.ndim != 2
-            or X.dtype != np.float64
-            or not X.flags.c_contiguous
-            or not 0 < X.shape[0] <= BLOCK_ROWS
-            or d.get("n_features_in_") != X.shape[1]
-            or "feature_names_in_" in d
-            or type(d.get("moving_mean_")) is not np.ndarray
-            or not (self.copy if copy is None else copy)
-        ):
+        if not (self.copy if copy is None else copy) or not self._plain_input(X):
             return None
         snapshot = self.__dict__.copy()  # the published state, read once
         if (

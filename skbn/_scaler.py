@@ -464,16 +464,7 @@ class BatchNormScaler(
         state without feature names, data needing only the fast moments.
         Everything else (and anything doubtful) returns False and takes the
         full path, which gives the same bits."""
-        d = self.__dict__
-        if (
-            X.ndim != 2
-            or X.dtype != np.float64
-            or not X.flags.c_contiguous
-            or not 0 < X.shape[0] <= _stats.BLOCK_ROWS
-            or d.get("n_features_in_") != X.shape[1]
-            or "feature_names_in_" in d
-            or type(d.get("moving_mean_")) is not np.ndarray
-        ):
+        if not self._plain_input(X):
             return False
         self._check_params()
         pooled = mode_of(self.momentum).merge is not None  # only merges use the residual
