@@ -43,6 +43,11 @@ import numpy as np
 from . import _compat
 from ._stats import Moments, merge_moments, unbiased_variance
 
+try:
+    from ._kernels import plain_step as _plain_step
+except ImportError:  # installed without a C compiler: update() does the same work
+    _plain_step = None
+
 __all__ = [
     "MODES",
     "Averages",
@@ -51,6 +56,7 @@ __all__ = [
     "mode_of",
     "move_toward",
     "moving_update",
+    "plain_update",
     "start",
     "uniform_value",
     "update",
@@ -323,10 +329,24 @@ def mode_of(momentum) -> Mode:
     >>> [mode_of(m).name for m in (0, 0.99, None, "pooled")]
     ['last', 'exponential', 'cumulative', 'pooled']
     """
+    try:
+        return _MODE_OF[type(momentum), momentum]
+    except (KeyError, TypeError):  # not seen yet, or unhashable
+        pass
     for mode in MODES.values():
         if mode.selects(momentum):
+            if len(_MODE_OF) < 256:
+                try:
+                    _MODE_OF[type(momentum), momentum] = mode
+                except TypeError:
+                    pass
             return mode
     raise ValueError(f"momentum={momentum!r} selects no averaging mode.")
+
+
+#: mode_of's answers so far, by (type, value) of momentum (a mini-batch asks
+#: once per call).
+_MODE_OF: dict = {}
 
 
 def update(
@@ -387,3 +407,36 @@ def update(
     if xp is np and np.array_equal(mean_count, var_count):
         var_count = mean_count  # shared again: the next batch needs one factor
     return Averages(mean, var, mean_count, var_count, weight, avg.pooled_var, avg.residual)
+
+
+def plain_update(
+    avg: Averages, X: np.ndarray, *, momentum, init: str, unbiased: bool
+) -> Averages | None:
+    """``update(avg, plain_block_moments(X), ...)`` in one compiled call.
+
+    For the commonest mini-batch: ``X`` an aligned, C-contiguous float64
+    block of at most ``BLOCK_ROWS`` rows without weights, a per-statistic
+    mode, ``unbiased=False``, and every feature and both statistics at the
+    same update count ``t``.  :mod:`skbn._kernels` computes the batch's
+    corrected two-pass moments and then ``S + alpha (b - S)`` with the
+    ``alpha`` of :data:`MODES`, the same IEEE operations as
+    :func:`~skbn._stats.plain_block_moments` and :func:`update` (so the same
+    bits).  None wherever that does not apply: no compiled kernels, another
+    mode or count, or a block that needs more than the fast path (NaN,
+    overflow, a variance within rounding of 0, an update that is not finite).
+    """
+    if _plain_step is None or unbiased or avg.mean_count is not avg.var_count:
+        return None
+    mode = mode_of(momentum)
+    t = uniform_value(avg.mean_count)
+    if mode.factor is None or t is None:
+        return None
+    alpha = _shared_factor(mode, int(t) + 1, momentum, init)
+    n = X.shape[1]
+    out, count = np.empty(6 * n), np.empty(n, dtype=np.int64)
+    if _plain_step(X, avg.mean, avg.var, avg.weight, avg.mean_count, alpha, out, count):
+        return None
+    # The weight is avg.weight + n_rows: adding at most BLOCK_ROWS to a finite
+    # float64 never overflows (it rounds back at the top of the range).
+    mean, var, weight = out[:n], out[n : 2 * n], out[2 * n : 3 * n]
+    return Averages(mean, var, count, count, weight, avg.pooled_var, avg.residual)

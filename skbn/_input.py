@@ -12,6 +12,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from sklearn import get_config
+
+try:  # the thread's configuration itself: get_config() copies it, on every batch
+    from sklearn._config import _get_threadlocal_config as _config
+except ImportError:  # pragma: no cover - a scikit-learn that moved it
+    _config = get_config
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import validate_data
 
@@ -86,8 +91,8 @@ class InputMixin:
 
     def _plain_input(self, X: np.ndarray) -> bool:
         """Whether ``X`` (an ndarray) is the commonest small batch that the
-        fast paths of ``partial_fit`` and ``transform`` take: C-contiguous
-        float64, 1 to ``BLOCK_ROWS`` rows of the fitted width, for a scaler
+        fast paths of ``partial_fit`` and ``transform`` take: aligned,
+        C-contiguous float64, 1 to ``BLOCK_ROWS`` rows of the fitted width, for a scaler
         with a NumPy state and no feature names.  A cheap test on one read
         of the attributes; the fast paths check the state they then read."""
         d = self.__dict__
@@ -95,6 +100,7 @@ class InputMixin:
             X.ndim == 2
             and X.dtype == np.float64
             and X.flags.c_contiguous
+            and X.flags.aligned
             and 0 < X.shape[0] <= BLOCK_ROWS
             and d.get("n_features_in_") == X.shape[1]
             and "feature_names_in_" not in d
@@ -161,7 +167,7 @@ class InputMixin:
         """Validate the parameters, skipping the work when they have not
         changed since the last successful check (``gamma`` and ``beta`` are
         checked where they are used, when fitting starts)."""
-        if get_config()["skip_parameter_validation"]:
+        if _config().get("skip_parameter_validation"):
             return
         values = tuple(map(self.__dict__.get, _CHEAP_PARAMS))
         key = (values, tuple(map(type, values)))

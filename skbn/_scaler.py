@@ -23,12 +23,12 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _array_api, _collections, _stats
 from ._affine import divisor
-from ._averaging import KEYWORDS, mode_of
+from ._averaging import KEYWORDS, mode_of, plain_update
 from ._input import InputMixin, to_numpy
 from ._interop import InteropMixin
 from ._mapping import AffineMixin
 from ._sparse import sparse_moments
-from ._state import State, advance, from_attributes, new_state, to_attributes
+from ._state import State, advance, from_attributes, new_state, next_state, to_attributes
 from ._state import write_lock as _write_lock
 from ._validation import (
     InfiniteValueError,
@@ -299,13 +299,13 @@ class BatchNormScaler(
         """The one place that writes fitted state: every attribute of
         ``state`` in one atomic update of ``__dict__`` (readers copy it in
         one step, so they see all of it or none).  Writers hold the write lock."""
-        xp = self._xp(state)
+        xp = np if type(state.averages.mean) is np.ndarray else self._xp(state)
         if xp is np:  # published arrays are never written again
             for array in state.averages:
-                array.flags.writeable = False
+                if array.flags.writeable:
+                    array.flags.writeable = False
             frozen = {}
-            for name in ("gamma", "beta"):
-                array = getattr(state, name)
+            for name, array in (("gamma", state.gamma), ("beta", state.beta)):
                 if array.flags.writeable:  # maybe the user's own array: a copy
                     array = array.copy()
                     array.flags.writeable = False
@@ -467,14 +467,21 @@ class BatchNormScaler(
         if not self._plain_input(X):
             return False
         self._check_params()
-        pooled = mode_of(self.momentum).merge is not None  # only merges use the residual
-        with np.errstate(over="ignore", invalid="ignore"):
-            moments = _stats.plain_block_moments(X, residual=pooled)
-        if moments is None:
-            return False
         with _write_lock(self):
             state = self._current_state()
             if state is None or state.n_features != X.shape[1] or state.feature_names is not None:
+                return False
+            momentum = self.momentum
+            averages = plain_update(
+                state.averages, X, momentum=momentum, init=self.init, unbiased=bool(self.unbiased)
+            )
+            if averages is not None:  # one compiled call
+                self._publish(next_state(state, averages))
+                return True
+            pooled = mode_of(momentum).merge is not None  # only merges use the residual
+            with np.errstate(over="ignore", invalid="ignore"):
+                moments = _stats.plain_block_moments(X, residual=pooled)
+            if moments is None:
                 return False
             self._publish(self._advance(state, moments, False))
         return True

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,6 +29,7 @@ __all__ = [
     "advance",
     "from_attributes",
     "new_state",
+    "next_state",
     "settled",
     "to_attributes",
     "write_lock",
@@ -49,8 +50,7 @@ def write_lock(owner) -> threading.RLock:
         return lock
 
 
-@dataclass(frozen=True)
-class State:
+class State(NamedTuple):
     """A fitted scaler's state.
 
     Attributes
@@ -91,7 +91,7 @@ class State:
         return samples if self.weighted else _compat.astype(xp, samples, xp.int64)
 
     def replace(self, **changes) -> State:
-        return replace(self, **changes)
+        return self._replace(**changes)
 
 
 def new_state(gamma, beta, feature_names=None, xp=np, dtype=None, device=None) -> State:
@@ -119,6 +119,12 @@ def advance(
         finite = bool(xp.all(xp.isfinite(total)))
     if not finite:
         raise weight_sum_error(float(xp.max(total)))
+    return next_state(state, averages, weighted)
+
+
+def next_state(state: State, averages: Averages, weighted: bool = False) -> State:
+    """``state`` after one more mini-batch, whose update gave ``averages``
+    (with finite weights: :func:`advance` checks them)."""
     return State(
         averages,
         state.gamma,
@@ -150,8 +156,7 @@ def settled(
     pooled = np.where(var == avg.var, avg.pooled_var, var)
     residual = np.where(mean == avg.mean, avg.residual, 0.0)
     averages = Averages(mean, var, mean_count, var_count, avg.weight, pooled, residual)
-    return replace(
-        state,
+    return state._replace(
         averages=averages,
         gamma=state.gamma if gamma is None else gamma,
         beta=state.beta if beta is None else beta,

@@ -399,3 +399,180 @@ def test_exact_oracle_is_exact():
     X = np.array([[0.1], [0.2], [0.7]], dtype=np.float32)
     ((m, mu, _),) = exact_batch(X)
     assert m == 3 and mu == sum(Fraction(float(v)) for v in X[:, 0]) / 3
+
+
+# -- (f) the compiled kernels (skbn._kernels) ---------------------------------------
+
+EPS = np.finfo(np.float64).eps
+
+
+def test_the_compiled_kernels_are_built():
+    """skbn installs them wherever a C compiler is found (as in CI); without
+    them it is correct but slower for small batches."""
+    from skbn import _averaging, _kernels
+
+    assert _stats._kernels is _kernels, "skbn was installed without its compiled kernels"
+    assert _averaging._plain_step is _kernels.plain_step
+
+
+def _spread(seed, n, spreads):
+    """Columns with a mean of about 1 and standard deviations ``spreads``:
+    the harder case for a mean, whose rounding errors scale with the spread."""
+    rng = np.random.default_rng(seed)
+    return 1.0 + rng.normal(size=(n, len(spreads))) * np.asarray(spreads)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 300, 4096])
+def test_compiled_block_moments_match_exact_arithmetic(n):
+    """The mean to a rounding of the exact mean, whatever the spread (each
+    difference's rounding error is compensated); the variance to a few
+    rounding errors (pairwise sums)."""
+    from skbn import _kernels
+
+    X = _spread(n, n, [1e-3, 1.0, 1e3, 1e8])
+    X[:, 0] += 1e6  # a large offset: the corrected two-pass's other hard case
+    out = np.empty(3 * X.shape[1])
+    assert _kernels.block_moments(X, out) == (n > 1)  # one row: variance 0, not plain
+    mean, var = out[:4], out[4:8]
+    for j, (_, mu, s2) in enumerate(exact_batch(X)):
+        assert abs(Fraction(float(mean[j])) - mu) <= 2 * EPS * abs(mu), j
+        assert abs(Fraction(float(var[j])) - s2) <= 16 * EPS * s2, j
+
+
+def test_compiled_mean_beats_the_blas_mean_on_wide_spreads():
+    """The case that sent this kernel to compensated sums: a spread 1e8 times
+    the mean, where summing the differences x - mean0 loses up to ~1e-14 of
+    the mean (BLAS or plain pairwise sums); compensated, within 2 eps."""
+    worst = 0.0
+    for seed in range(10):
+        X = np.random.default_rng(seed).normal(size=(300, 1)) * 1e8 - 5.0
+        got = _stats.block_moments(X).mean[0]
+        mu = exact_batch(X)[0][1]
+        worst = max(worst, float(abs((Fraction(float(got)) - mu) / mu)))
+    assert worst <= 2 * EPS
+
+
+def test_compiled_moments_of_a_column_ignore_the_other_columns():
+    from skbn import _kernels
+
+    X = _spread(5, 403, [1.0, 1e4, 1e-4, 3.0, 1e8])
+    out = np.empty(15)
+    _kernels.block_moments(X, out)
+    for j in range(5):
+        alone = np.empty(3)
+        _kernels.block_moments(np.ascontiguousarray(X[:, [j]]), alone)
+        assert_same_bits(alone, out[j::5])
+
+
+@pytest.mark.parametrize(
+    "value, plain",
+    [(np.nan, False), (np.inf, False), (-np.inf, False), (0.5, True)],
+)
+def test_compiled_block_moments_report_what_needs_more(value, plain):
+    from skbn import _kernels
+
+    X = _spread(6, 16, [1.0, 2.0])
+    X[3, 1] = value
+    assert _kernels.block_moments(X, np.empty(6)) is plain
+    X[:, 1] = 0.1  # constant: a variance within rounding of 0
+    assert _kernels.block_moments(X, np.empty(6)) is False
+
+
+def test_compiled_block_moments_large_blocks_and_threads():
+    """A block past the stack's scratch (heap) and past the size that
+    releases the GIL: the same bits in parallel threads as alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from skbn import _kernels
+
+    X = _spread(7, 5000, np.geomspace(1e-3, 1e6, 300))
+    alone = np.empty(900)
+    _kernels.block_moments(X, alone)
+
+    def run(_):
+        out = np.empty(900)
+        _kernels.block_moments(X, out)
+        return out
+
+    with ThreadPoolExecutor(4) as pool:
+        for out in pool.map(run, range(8)):
+            assert_same_bits(out, alone)
+    for j, (_, mu, s2) in enumerate(exact_batch(X[:, [0, 299]])):
+        k = [0, 299][j]
+        assert abs(Fraction(float(alone[k])) - mu) <= 2 * EPS * abs(mu)
+        assert abs(Fraction(float(alone[300 + k])) - s2) <= 32 * EPS * s2
+
+
+def _step(X, avg, alpha):
+    from skbn import _kernels
+
+    n = X.shape[1]
+    out, count = np.empty(6 * n), np.empty(n, dtype=np.int64)
+    status = _kernels.plain_step(
+        X, avg.mean, avg.var, avg.weight, avg.mean_count, alpha, out, count
+    )
+    return status, out, count
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 0.01, 1 / 3])
+def test_compiled_step_is_the_numpy_update_of_the_block_moments(alpha):
+    """plain_step gives the bits of _averaging.update (NumPy) applied to
+    block_moments, the update written there as S + alpha (b - S)."""
+    from skbn import _averaging
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(37, 4)) * [1.0, 1e3, 1e-3, 10.0] + [0.0, 5.0, -1e6, 2.0]
+    count = np.full(4, 6, dtype=np.int64)
+    avg = _averaging.Averages(
+        rng.normal(size=4), rng.random(4) + 0.5, count, count, np.full(4, 90.0),
+        np.zeros(4), np.zeros(4),
+    )  # fmt: skip
+    status, out, new_count = _step(X, avg, alpha)
+    assert status == 0
+    batch = _stats.block_moments(X)
+    for stat, got in ((avg.mean, out[:4]), (avg.var, out[4:8])):
+        b = batch.mean if stat is avg.mean else batch.var
+        assert_same_bits(got, _averaging.move_toward(stat, b, np.full(4, alpha)))
+    assert_same_bits(out[8:12], avg.weight + 37.0)
+    assert_same_bits(new_count, count + 1)
+    assert_same_bits(out[12:16], batch.mean)
+    assert_same_bits(out[16:20], batch.var)
+
+
+def test_compiled_step_reports_what_needs_more():
+    from skbn import _averaging
+
+    count = np.ones(2, dtype=np.int64)
+    avg = _averaging.Averages(
+        np.zeros(2), np.ones(2), count, count, np.ones(2), np.zeros(2), np.zeros(2)
+    )
+    X = _spread(9, 8, [1.0, 1.0]) + 10.0
+    assert _step(X, avg, 0.5)[0] == 0
+    assert _step(X, avg, 1e308)[0] == 2  # (b - S) alpha overflows
+    X[2, 1] = np.nan
+    assert _step(X, avg, 0.5)[0] == 1
+
+
+def test_compiled_kernels_refuse_other_arrays():
+    from skbn import _kernels
+
+    X = np.ones((4, 3))
+    with pytest.raises(TypeError, match="float64"):
+        _kernels.block_moments(X.astype(np.float32), np.empty(9))
+    with pytest.raises((TypeError, ValueError), match="contiguous"):  # NumPy's own refusal
+        _kernels.block_moments(np.asfortranarray(np.ones((4, 3))), np.empty(9))
+    with pytest.raises(TypeError, match="2-D"):
+        _kernels.block_moments(np.ones(4), np.empty(9))
+    with pytest.raises(ValueError, match="3 \\* X.shape"):
+        _kernels.block_moments(X, np.empty(8))
+    with pytest.raises(ValueError, match="a row"):
+        _kernels.block_moments(np.ones((0, 3)), np.empty(9))
+    readonly = np.empty(9)
+    readonly.flags.writeable = False
+    with pytest.raises((TypeError, BufferError, ValueError)):
+        _kernels.block_moments(X, readonly)
+    v, c = np.ones(3), np.ones(3, dtype=np.int64)
+    with pytest.raises(TypeError, match="int64"):
+        _kernels.plain_step(X, v, v, v, c.astype(np.int32), 0.5, np.empty(18), c)
+    with pytest.raises(ValueError, match="6 \\* X.shape"):
+        _kernels.plain_step(X, v, v, v, c, 0.5, np.empty(15), c.copy())

@@ -3,13 +3,26 @@ float64 ndarray of at most ``BLOCK_ROWS`` rows) give exactly the bits of the
 full path, and hand everything they do not recognise to it.
 
 The full path is reached with the same values in another layout (a
-Fortran-ordered copy, or a list), which the fast paths never take.
+Fortran-ordered copy, or a list), which the fast paths never take.  Every
+test runs twice: with the compiled kernels (:mod:`skbn._kernels`), and with
+NumPy alone, as skbn runs where it was installed without a C compiler.
 """
 
 import numpy as np
 import pytest
 
+import skbn._scaler
 from skbn import BatchNormScaler, _affine, _averaging, _stats
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def kernels(request, monkeypatch):
+    """The compiled kernels, or none (NumPy does the same work)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(_stats, "_kernels", None)
+        monkeypatch.setattr(_averaging, "_plain_step", None)
+    return request.param
+
 
 MODES = [0.9, 0.0, None, "pooled"]
 
@@ -49,11 +62,18 @@ def test_partial_fit_fast_path_same_bits(momentum, init):
 def test_fast_path_is_taken_and_left(monkeypatch):
     """The plain path runs for a plain batch; a constant column, NaN or inf
     send the batch to the full path, which pins, skips or refuses them."""
-    taken = []
-    plain = _stats.plain_block_moments
-    monkeypatch.setattr(
-        _stats, "plain_block_moments", lambda *a, **k: taken.append(plain(*a, **k)) or taken[-1]
-    )
+    taken = []  # what the fast paths returned (None: not taken)
+
+    def recorded(function):
+        def record(*args, **kwargs):
+            taken.append(function(*args, **kwargs))
+            return taken[-1]
+
+        return record
+
+    # the compiled step of the whole update, and the fast moments after it
+    monkeypatch.setattr(skbn._scaler, "plain_update", recorded(skbn._scaler.plain_update))
+    monkeypatch.setattr(_stats, "plain_block_moments", recorded(_stats.plain_block_moments))
     rng = np.random.default_rng(1)
     scaler = BatchNormScaler(momentum=0.5).partial_fit(rng.normal(size=(8, 3)))
     scaler.partial_fit(rng.normal(size=(8, 3)))
@@ -67,7 +87,7 @@ def test_fast_path_is_taken_and_left(monkeypatch):
     fitted = BatchNormScaler(momentum=0.0).partial_fit(first)
     taken.clear()
     fitted.partial_fit(X)
-    assert taken == [None]
+    assert taken and all(t is None for t in taken)
     assert fitted.moving_var_[1] == 0.0 and fitted.moving_mean_[1] == 0.1
     np.testing.assert_array_equal(fitted.moving_mean_, reference.moving_mean_)
 

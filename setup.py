@@ -1,0 +1,19 @@
+"""The compiled kernels, ``skbn._kernels`` (everything else is in pyproject.toml).
+
+The extension is optional: where it cannot be built (no C compiler), skbn
+installs without it and computes the same formulas with NumPy alone, slower
+for small batches.  ``-ffp-contract=off`` keeps every operation a separately
+rounded IEEE operation (no fused multiply-add), as NumPy computes them.
+"""
+
+import sys
+
+from setuptools import Extension, setup
+
+flags = ["/O2"] if sys.platform == "win32" else ["-O3", "-ffp-contract=off"]
+
+setup(
+    ext_modules=[
+        Extension("skbn._kernels", ["skbn/_kernels.c"], extra_compile_args=flags, optional=True)
+    ]
+)
