@@ -10,10 +10,16 @@ import sys
 
 from setuptools import Extension, setup
 
-flags = ["/O2"] if sys.platform == "win32" else ["-O3", "-ffp-contract=off"]
+windows = sys.platform == "win32"
 
 setup(
     ext_modules=[
-        Extension("skbn._kernels", ["skbn/_kernels.c"], extra_compile_args=flags, optional=True)
+        Extension(
+            "skbn._kernels",
+            ["skbn/_kernels.c"],
+            extra_compile_args=["/O2"] if windows else ["-O3", "-ffp-contract=off"],
+            libraries=[] if windows else ["m"],
+            optional=True,
+        )
     ]
 )

@@ -4,20 +4,20 @@
  *
  * A mini-batch of a few hundred rows costs NumPy about 25 calls (the exact
  * moments, the checks, the moving update), each a microsecond of overhead for
- * a few hundred nanoseconds of arithmetic.  These functions do the same IEEE
- * operations, in the same order, in one call:
+ * a few hundred nanoseconds of arithmetic.  Here they are one call:
  *
  *   block_moments  the corrected two-pass moments of the rows of a block,
- *                  the rows summed pairwise
- *                  (skbn._stats uses it for every unweighted block, so every
- *                  path that reads a block gets the same bits);
+ *                  its correction computed exactly (see moments());
+ *                  skbn._stats uses it for every unweighted block, so every
+ *                  path that reads a block gets the same bits;
  *   plain_step     block_moments, then S <- S + alpha (b - S) for the mean
- *                  and the variance (skbn._averaging.plain_update).
+ *                  and the variance (skbn._averaging.plain_update), the same
+ *                  IEEE operations in the same order as the NumPy update.
  *
- * Every operation is correctly rounded and nothing is fused or reassociated
- * (the build passes -ffp-contract=off), so the results are those of the NumPy
- * expressions the docstrings of skbn._stats and skbn._averaging state, with
- * the rows summed pairwise (leaves of 8 rows, as NumPy sums).
+ * Nothing is fused or reassociated behind the code's back (the build passes
+ * -ffp-contract=off; the one fused multiply-add is written out), so the
+ * results do not depend on the compiler's choices nor on the number of
+ * columns: each column's arithmetic is its own.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -27,7 +27,7 @@
 #include <string.h>
 
 /* Blocks of more values than this release the GIL while they are read. */
-#define RELEASE_GIL_VALUES 65536
+#define RELEASE_GIL_VALUES 8192
 
 /* A C-contiguous float64 buffer of `ndim` dimensions, or -1 with TypeError. */
 static int
@@ -49,73 +49,25 @@ get_float64(PyObject *obj, Py_buffer *view, int ndim, int writable, const char *
 /* Rows summed one after another at the leaves of the pairwise sums. */
 #define LEAF_ROWS 8
 
-/*
- * The sums of one leaf, rows [a, b): s1 = sum x when shift is NULL; else,
- * with d = x - shift, s2 = sum d^2 and s1 + c1 = sum (x - shift) exactly but
- * for a rounding of the total: each d's own rounding error and each
- * addition's (Knuth's two-sum) are gathered in c1.
- */
+/* s2 = sum (x - shift)^2 over the rows [a, b), in order. */
 static inline void
 leaf(const double *restrict X, Py_ssize_t a, Py_ssize_t b, Py_ssize_t p,
-     const double *restrict shift, double *restrict s1, double *restrict c1,
-     double *restrict s2)
+     const double *restrict shift, double *restrict s2)
 {
     Py_ssize_t i, j;
     for (j = 0; j < p; j++) {
-        s1[j] = 0.0;
-    }
-    if (shift == NULL) {
-        for (i = a; i < b; i++) {
-            const double *restrict row = X + i * p;
-            for (j = 0; j < p; j++) {
-                s1[j] += row[j];
-            }
-        }
-        return;
-    }
-    for (j = 0; j < p; j++) {
-        c1[j] = 0.0;
         s2[j] = 0.0;
     }
     for (i = a; i < b; i++) {
         const double *restrict row = X + i * p;
         for (j = 0; j < p; j++) {
-            const double x = row[j], k = -shift[j];
-            const double d = x + k;
-            const double bd = d - x;
-            const double ed = (x - (d - bd)) + (k - bd); /* x - shift = d + ed */
-            const double t = s1[j] + d;
-            const double bt = t - s1[j];
-            const double et = (s1[j] - (t - bt)) + (d - bt); /* s1 + d = t + et */
-            s1[j] = t;
-            c1[j] += ed + et;
+            const double d = row[j] - shift[j];
             s2[j] += d * d;
         }
     }
 }
 
-/* left += right, for the sums of leaf() (with the two-sum of s1 when shifted). */
-static inline void
-merge(double *restrict left, const double *restrict right, Py_ssize_t p, int shifted)
-{
-    Py_ssize_t j;
-    if (!shifted) {
-        for (j = 0; j < p; j++) {
-            left[j] += right[j];
-        }
-        return;
-    }
-    for (j = 0; j < p; j++) {
-        const double t = left[j] + right[j];
-        const double bt = t - left[j];
-        const double et = (left[j] - (t - bt)) + (right[j] - bt);
-        left[j] = t;
-        left[p + j] += right[p + j] + et;
-        left[2 * p + j] += right[2 * p + j];
-    }
-}
-
-/* Levels of sums()'s stack for n rows. */
+/* Levels of squares()'s stack for n rows. */
 static Py_ssize_t
 levels(Py_ssize_t n)
 {
@@ -128,49 +80,89 @@ levels(Py_ssize_t n)
 }
 
 /*
- * The sums of leaf() over all n rows, pairwise: leaves of LEAF_ROWS rows
- * summed in order, merged as a binary counter merges its carries (the tree
- * depends on n alone), as NumPy's own sums do: the rounding error grows with
- * log(n), not n.  The results are the first 3 p doubles of `stack`
- * (s1, c1, s2), which holds 3 p levels(n) doubles.
+ * sum (x - shift)^2 over all n rows, per column, pairwise: leaves of
+ * LEAF_ROWS rows summed in order, merged as a binary counter merges its
+ * carries (the tree depends on n alone), as NumPy's own sums do: the rounding
+ * error grows with log(n), not n.  The result is the first p doubles of
+ * `stack`, which holds p levels(n) doubles.
  */
 #if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
 __attribute__((target_clones("avx2", "default")))
 #endif
 static void
-sums(const double *restrict X, Py_ssize_t n, Py_ssize_t p, const double *restrict shift,
-     double *restrict stack)
+squares(const double *restrict X, Py_ssize_t n, Py_ssize_t p, const double *restrict shift,
+        double *restrict stack)
 {
-    const Py_ssize_t slot = 3 * p;
-    const int shifted = shift != NULL;
-    Py_ssize_t depth = 0, done = 0, a;
+    Py_ssize_t depth = 0, done = 0, a, j;
     for (a = 0; a < n; a += LEAF_ROWS) {
-        double *top = stack + depth * slot;
         const Py_ssize_t b = a + LEAF_ROWS < n ? a + LEAF_ROWS : n;
-        leaf(X, a, b, p, shift, top, top + p, top + 2 * p);
+        leaf(X, a, b, p, shift, stack + depth * p);
         depth++;
         done++;
         /* each trailing zero bit of `done` is a pair of equal subtrees to merge */
         Py_ssize_t count;
         for (count = done; (count & 1) == 0; count >>= 1) {
-            merge(stack + (depth - 2) * slot, stack + (depth - 1) * slot, p, shifted);
+            double *restrict left = stack + (depth - 2) * p;
+            const double *restrict right = stack + (depth - 1) * p;
+            for (j = 0; j < p; j++) {
+                left[j] += right[j];
+            }
             depth--;
         }
     }
     while (depth > 1) {
-        merge(stack + (depth - 2) * slot, stack + (depth - 1) * slot, p, shifted);
+        double *restrict left = stack + (depth - 2) * p;
+        const double *restrict right = stack + (depth - 1) * p;
+        for (j = 0; j < p; j++) {
+            left[j] += right[j];
+        }
         depth--;
     }
 }
 
 /*
+ * hi + lo = sum x over the n rows, per column, to within a rounding of the
+ * total: each addition's rounding error (Knuth's two-sum) is gathered in lo.
+ */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void
+compensated_sums(const double *restrict X, Py_ssize_t n, Py_ssize_t p, double *restrict hi,
+                 double *restrict lo)
+{
+    Py_ssize_t i, j;
+    for (j = 0; j < p; j++) {
+        hi[j] = 0.0;
+        lo[j] = 0.0;
+    }
+    for (i = 0; i < n; i++) {
+        const double *restrict row = X + i * p;
+        for (j = 0; j < p; j++) {
+            const double x = row[j];
+            const double t = hi[j] + x;
+            const double bt = t - hi[j];
+            lo[j] += (hi[j] - (t - bt)) + (x - bt);
+            hi[j] = t;
+        }
+    }
+}
+
+/*
  * The corrected two-pass moments of the n rows of X (n x p, row-major), per
- * column:  mean0 = sum x / n,  d = x - mean0,  c = sum d / n,
- * var = sum d^2 / n - c^2,  and mean + residual = mean0 + c exactly (Knuth's
- * two-sum), where sum d is the compensated sum of sums().  Returns 1
- * when every column is finite and its variance is above rounding of 0
+ * column, with the correction computed exactly:
+ *
+ *   S = sum x (compensated, hi + lo),  mean0 = S / n,
+ *   c = (S - n mean0) / n   (n mean0's error exactly, by a fused multiply-add),
+ *   var = sum (x - mean0)^2 / n - c^2   (pairwise),
+ *   mean + residual = mean0 + c exactly (Knuth's two-sum).
+ *
+ * c is the corrected two-pass's sum (x - mean0) / n without the rounding of
+ * each difference and of their sum, so the mean is exact to about one
+ * rounding whatever the spread of x against its mean.  Returns 1 when every
+ * column is finite and its variance is above rounding of 0
  * (var > (n eps mean)^2 + n eps var, the fast path's test), else 0.
- * `scratch` holds 3 p levels(n) doubles.
+ * `scratch` holds p levels(n) doubles.
  */
 static int
 moments(const double *restrict X, Py_ssize_t n, Py_ssize_t p, double *restrict mean,
@@ -178,21 +170,20 @@ moments(const double *restrict X, Py_ssize_t n, Py_ssize_t p, double *restrict m
 {
     const double total = (double)n;
     Py_ssize_t j;
-    sums(X, n, p, NULL, scratch);
+    compensated_sums(X, n, p, mean, residual);
     for (j = 0; j < p; j++) {
-        mean[j] = scratch[j] / total;
+        const double hi = mean[j], mean0 = hi / total;
+        /* hi - n mean0 is exact: the remainder of a correctly rounded division */
+        residual[j] = (fma(-total, mean0, hi) + residual[j]) / total;
+        mean[j] = mean0;
     }
-    sums(X, n, p, mean, scratch);
-    for (j = 0; j < p; j++) {
-        residual[j] = scratch[j] + scratch[p + j]; /* sum d, compensated */
-        var[j] = scratch[2 * p + j];
-    }
+    squares(X, n, p, mean, scratch);
     const double k = total * DBL_EPSILON;
     int plain = 1;
     for (j = 0; j < p; j++) {
         const double mean0 = mean[j];
-        const double c = residual[j] / total;
-        const double v = var[j] / total - c * c;
+        const double c = residual[j];
+        const double v = scratch[j] / total - c * c;
         const double s = mean0 + c;
         const double bb = s - mean0;
         const double e = (mean0 - (s - bb)) + (c - bb);
@@ -213,7 +204,7 @@ moments(const double *restrict X, Py_ssize_t n, Py_ssize_t p, double *restrict m
 static double *
 scratch_for(Py_ssize_t n, Py_ssize_t p, double *stack)
 {
-    const Py_ssize_t size = 3 * p * levels(n);
+    const Py_ssize_t size = p * levels(n);
     if (size <= STACK_SCRATCH) {
         return stack;
     }

@@ -29,9 +29,10 @@ Guarantees (tested against exact rational arithmetic):
   row blocks have a fixed number of rows, whatever the width of ``X``.
 
 The moments of an unweighted block come from the compiled
-:mod:`skbn._kernels` (the same formulas, the rows summed in order, one call
-instead of a dozen); where skbn was installed without it, from NumPy and
-BLAS (``w @ X``), which round the sums in another order.  Either way every
+:mod:`skbn._kernels` (the same formulas in one call instead of a dozen, with
+the two-pass correction computed exactly, so that the block's mean is exact
+to about one rounding whatever its spread); where skbn was installed without
+it, from NumPy and BLAS (``w @ X``), to a few roundings.  Either way every
 path that reads a block uses the same one, so results never depend on the
 path (``fit`` or ``partial_fit``, small or large, any memory layout).
 
