@@ -593,7 +593,7 @@ def _scale(run: _Run, source, chosen, work, scalers, pooled) -> tuple:
     if loaded is not None:
         counts = (0, source.total_rows)
         return scaler_map(loaded, inverse), _scaler_stats(loaded), counts, source.batches(), None
-    cache = Cache(None if small else work, source.schema) if source.fmt.text else None
+    cache = Cache(None if small else work) if source.fmt.text else None
     if scaler is None:
         parts: list = []
         counter = run.fit(source, features, cache, parts.extend)

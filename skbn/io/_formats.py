@@ -290,8 +290,8 @@ class Sink:
         if self._stream is None and self._writer is None:
             self._open()
         with writing(self.name):
-            if not self.fmt.text:
-                self._writer.write_table(table)
+            if not self.fmt.text:  # the declared types (a text input's are views)
+                self._writer.write_table(as_schema(table, self.schema))
                 return
             frame = polars().from_arrow(table)
             if digits is not None and round_columns:

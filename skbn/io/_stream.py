@@ -54,8 +54,8 @@ class Cache:
     resident memory.
     """
 
-    def __init__(self, work: Workspace | None, schema) -> None:
-        self._work, self._schema = work, schema
+    def __init__(self, work: Workspace | None) -> None:
+        self._work = work
         self._tables: list = []
         #: The Arrow IPC files of the cache, in order (empty: in memory).
         self.paths: list[str] = []
@@ -68,19 +68,25 @@ class Cache:
         path = self._work.scratch("cache")
         with writing(f"the pass-1 cache in {os.path.dirname(path)}"):
             with pa.OSFile(path, "wb") as stream:
-                writer = pa.ipc.new_file(stream, self._schema)
+                # the table's own types (text as views, see TextSource.batches)
+                writer = pa.ipc.new_file(stream, table.schema)
                 writer.write_table(table)
                 writer.close()
         self.paths.append(path)
 
     def tables(self, group: bool = True) -> Iterator:
-        """The cached tables in order; with ``group``, joined into tables of
-        at least ``BATCH_ROWS`` rows (less work per table downstream)."""
+        """The cached tables in order (of the types they were read with); with
+        ``group``, joined into tables of at least ``BATCH_ROWS`` rows (less
+        work per table downstream)."""
         if self._work is None:
             yield from self._tables
             return
         pa = pyarrow()
         batches, rows = [], 0
+
+        def joined():
+            return pa.Table.from_batches(batches)
+
         for path in self.paths:
             with pa.OSFile(path, "rb") as stream:
                 reader = pa.ipc.open_file(stream)
@@ -88,10 +94,10 @@ class Cache:
                     batches.append(reader.get_batch(i))
                     rows += batches[-1].num_rows
                     if rows >= BATCH_ROWS or not group:
-                        yield pa.Table.from_batches(batches, schema=self._schema)
+                        yield joined()
                         batches, rows = [], 0
         if batches:
-            yield pa.Table.from_batches(batches, schema=self._schema)
+            yield joined()
 
 
 def exact_chunks(tables: Iterable, rows: int) -> Iterator:

@@ -26,6 +26,13 @@ PIECE_BYTES = 8 << 20
 _QUOTE = ord('"')
 
 
+def _views(pl):
+    """polars' newest Arrow layout where pyarrow reads its view types (pyarrow
+    16 and later), else None."""
+    major = int(pyarrow().__version__.split(".")[0])
+    return pl.CompatLevel.newest() if major >= 16 else None
+
+
 def _cut(data: bytearray, end: int, quoted: bool) -> int:
     """The end of the last complete line of ``data[:end]`` (0: none).
 
@@ -152,16 +159,30 @@ class TextSource:
         self.schema = overridden(self.schema, self.dtypes)
 
     def batches(self) -> Iterator:
-        """The rows as Arrow tables, one per piece (the stream is read once)."""
+        """The rows as Arrow tables, one per piece (the stream is read once).
+
+        Text columns come as Arrow's view types (``string_view``) where
+        pyarrow has them (16 and later): polars' own layout, handed over
+        without a copy, which the pass-1 cache keeps and polars reads back
+        without a copy either.  :meth:`Cache.tables` gives them the declared
+        :attr:`schema` again where a writer needs it.
+        """
         pl = polars()
         schema = pl.from_arrow(empty_table(self.schema)).schema
+        views = _views(pl)
+        read_schema = self.schema
+        if views:
+            read_schema = pl.DataFrame(schema=schema).to_arrow(compat_level=views).schema
         data, header = self._head, True
         self._head = b""
         try:
             while data:
                 with reading(self.name, self.schema.names):
                     frame = self._parse(data, header, schema)
-                    yield as_schema(frame.rechunk().to_arrow(), self.schema)
+                    if views:
+                        yield as_schema(frame.to_arrow(compat_level=views), read_schema)
+                    else:
+                        yield as_schema(frame.rechunk().to_arrow(), self.schema)
                 data, header = self._piece(), False
         finally:
             self.close()
