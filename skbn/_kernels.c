@@ -24,7 +24,12 @@
 
 #include <float.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
+
+#if defined(_MSC_VER) && !defined(restrict)
+#define restrict __restrict
+#endif
 
 /* Blocks of more values than this release the GIL while they are read. */
 #define RELEASE_GIL_VALUES 8192
@@ -341,9 +346,9 @@ plain_step(PyObject *module, PyObject *args)
             status = -1;
         } else {
             const double *M = views[1].buf, *V = views[2].buf, *W = views[3].buf;
-            const long long *C = views[4].buf;
+            const int64_t *C = views[4].buf;
             double *o = views[5].buf;
-            long long *oc = views[6].buf;
+            int64_t *oc = views[6].buf;
             double *b_mean = o + 3 * p, *b_var = o + 4 * p;
             if (!moments(views[0].buf, n, p, b_mean, b_var, o + 5 * p, scratch)) {
                 status = 1;
