@@ -434,7 +434,10 @@ def plain_update(
     alpha = _shared_factor(mode, int(t) + 1, momentum, init)
     n = X.shape[1]
     out, count = np.empty(6 * n), np.empty(n, dtype=np.int64)
-    if _plain_step(X, avg.mean, avg.var, avg.weight, avg.mean_count, alpha, out, count):
+    try:
+        if _plain_step(X, avg.mean, avg.var, avg.weight, avg.mean_count, alpha, out, count):
+            return None
+    except (TypeError, ValueError):  # a state of other dtypes (set by hand): update() reads it
         return None
     # The weight is avg.weight + n_rows: adding at most BLOCK_ROWS to a finite
     # float64 never overflows (it rounds back at the top of the range).

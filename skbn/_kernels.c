@@ -10,6 +10,8 @@
  *                  its correction computed exactly (see moments());
  *                  skbn._stats uses it for every unweighted block, so every
  *                  path that reads a block gets the same bits;
+ *   shifted_sums   sum (x - K) and sum (x - K)^2 over the values present, the
+ *                  refining pass of skbn._stats over columns with NaN;
  *   plain_step     block_moments, then S <- S + alpha (b - S) for the mean
  *                  and the variance (skbn._averaging.plain_update), the same
  *                  IEEE operations in the same order as the NumPy update.
@@ -220,13 +222,65 @@ scratch_for(Py_ssize_t n, Py_ssize_t p, double *stack)
     return heap;
 }
 
+/*
+ * The columns whose moments() are not finite because they hold NaN (and
+ * neither inf nor an overflow): their moments over the values present,
+ * recomputed by moments() from a gathered copy of those values, and their
+ * weight, the number of those values.  Every other column's weight is n.
+ * Returns -1 when memory runs out, else 0.
+ */
+static int
+present_values(const double *restrict X, Py_ssize_t n, Py_ssize_t p, double *restrict mean,
+               double *restrict var, double *restrict residual, double *restrict weight)
+{
+    double *buffer = NULL;
+    Py_ssize_t i, j;
+    for (j = 0; j < p; j++) {
+        weight[j] = (double)n;
+        if (isfinite(residual[j] + var[j])) {
+            continue;
+        }
+        int missing = 0, infinite = 0;
+        for (i = 0; i < n; i++) {
+            const double x = X[i * p + j];
+            missing |= isnan(x);
+            infinite |= isinf(x);
+        }
+        if (!missing || infinite) {
+            continue; /* an overflow or inf: the caller's careful path */
+        }
+        if (buffer == NULL) {
+            buffer = PyMem_RawMalloc((size_t)(n + levels(n)) * sizeof(double));
+            if (buffer == NULL) {
+                return -1;
+            }
+        }
+        Py_ssize_t m = 0;
+        for (i = 0; i < n; i++) {
+            const double x = X[i * p + j];
+            if (!isnan(x)) {
+                buffer[m++] = x;
+            }
+        }
+        weight[j] = (double)m;
+        if (m > 0) {
+            moments(buffer, m, 1, mean + j, var + j, residual + j, buffer + n);
+        }
+    }
+    PyMem_RawFree(buffer);
+    return 0;
+}
+
 PyDoc_STRVAR(block_moments_doc,
 "block_moments(X, out) -> bool\n"
 "\n"
 "The corrected two-pass moments of the rows of the C-contiguous float64\n"
-"array X (n, p): out[:p] the mean, out[p:2p] the biased variance, out[2p:3p]\n"
-"the mean's rounding residual.  True when every column is finite with a\n"
-"variance above rounding of 0.");
+"array X (n, p), over the values that are not NaN: out[:p] the mean,\n"
+"out[p:2p] the biased variance, out[2p:3p] the mean's rounding residual,\n"
+"out[3p:4p] the weight (the number of values).  A column with inf, or whose\n"
+"sums overflow, or with no value, gets a mean or variance that is not\n"
+"finite.  True when every column is complete and finite with a variance\n"
+"above rounding of 0.");
 
 static PyObject *
 block_moments(PyObject *module, PyObject *args)
@@ -244,10 +298,10 @@ block_moments(PyObject *module, PyObject *args)
         return NULL;
     }
     const Py_ssize_t n = x.shape[0], p = x.shape[1];
-    if (out.shape[0] < 3 * p || n < 1) {
+    if (out.shape[0] < 4 * p || n < 1) {
         PyBuffer_Release(&x);
         PyBuffer_Release(&out);
-        PyErr_SetString(PyExc_ValueError, "X needs a row and out 3 * X.shape[1] values");
+        PyErr_SetString(PyExc_ValueError, "X needs a row and out 4 * X.shape[1] values");
         return NULL;
     }
     double *o = out.buf;
@@ -258,20 +312,99 @@ block_moments(PyObject *module, PyObject *args)
         PyBuffer_Release(&out);
         return NULL;
     }
-    int plain;
+    int plain, status;
     if (n * p > RELEASE_GIL_VALUES) {
         Py_BEGIN_ALLOW_THREADS
         plain = moments(x.buf, n, p, o, o + p, o + 2 * p, scratch);
+        status = present_values(x.buf, n, p, o, o + p, o + 2 * p, o + 3 * p);
         Py_END_ALLOW_THREADS
     } else {
         plain = moments(x.buf, n, p, o, o + p, o + 2 * p, scratch);
+        status = present_values(x.buf, n, p, o, o + p, o + 2 * p, o + 3 * p);
     }
     if (scratch != stack) {
         PyMem_RawFree(scratch);
     }
     PyBuffer_Release(&x);
     PyBuffer_Release(&out);
+    if (status < 0) {
+        return PyErr_NoMemory();
+    }
     return PyBool_FromLong(plain);
+}
+
+/* s1 = sum d and s2 = sum d^2, d = x - shift, over the rows in order,
+   skipping NaN (a NaN x adds 0 to both). */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void
+shifted(const double *restrict X, Py_ssize_t n, Py_ssize_t p, const double *restrict shift,
+        double *restrict s1, double *restrict s2)
+{
+    Py_ssize_t i, j;
+    for (j = 0; j < p; j++) {
+        s1[j] = 0.0;
+        s2[j] = 0.0;
+    }
+    for (i = 0; i < n; i++) {
+        const double *restrict row = X + i * p;
+        for (j = 0; j < p; j++) {
+            const double x = row[j];
+            const double d = x == x ? x - shift[j] : 0.0;
+            s1[j] += d;
+            s2[j] += d * d;
+        }
+    }
+}
+
+PyDoc_STRVAR(shifted_sums_doc,
+"shifted_sums(X, shift, out)\n"
+"\n"
+"Per column of the C-contiguous float64 array X (n, p), over the values\n"
+"that are not NaN, with d = x - shift: out[:p] = sum d, out[p:2p] =\n"
+"sum d^2, summed over the rows in order (as NumPy sums along axis 0).");
+
+static PyObject *
+shifted_sums(PyObject *module, PyObject *args)
+{
+    PyObject *x_obj, *shift_obj, *out_obj;
+    Py_buffer x, shift, out;
+    if (!PyArg_ParseTuple(args, "OOO:shifted_sums", &x_obj, &shift_obj, &out_obj)) {
+        return NULL;
+    }
+    if (get_float64(x_obj, &x, 2, 0, "X") < 0) {
+        return NULL;
+    }
+    if (get_float64(shift_obj, &shift, 1, 0, "shift") < 0) {
+        PyBuffer_Release(&x);
+        return NULL;
+    }
+    if (get_float64(out_obj, &out, 1, 1, "out") < 0) {
+        PyBuffer_Release(&x);
+        PyBuffer_Release(&shift);
+        return NULL;
+    }
+    const Py_ssize_t n = x.shape[0], p = x.shape[1];
+    int ok = shift.shape[0] == p && out.shape[0] >= 2 * p;
+    if (ok) {
+        double *o = out.buf;
+        if (n * p > RELEASE_GIL_VALUES) {
+            Py_BEGIN_ALLOW_THREADS
+            shifted(x.buf, n, p, shift.buf, o, o + p);
+            Py_END_ALLOW_THREADS
+        } else {
+            shifted(x.buf, n, p, shift.buf, o, o + p);
+        }
+    }
+    PyBuffer_Release(&x);
+    PyBuffer_Release(&shift);
+    PyBuffer_Release(&out);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "shift needs X.shape[1] values, out 2 * X.shape[1]");
+        return NULL;
+    }
+    Py_RETURN_NONE;
 }
 
 /* A C-contiguous 1-D int64 buffer, or -1 with TypeError. */
@@ -385,6 +518,7 @@ plain_step(PyObject *module, PyObject *args)
 static PyMethodDef kernel_methods[] = {
     {"block_moments", block_moments, METH_VARARGS, block_moments_doc},
     {"plain_step", plain_step, METH_VARARGS, plain_step_doc},
+    {"shifted_sums", shifted_sums, METH_VARARGS, shifted_sums_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -31,8 +31,10 @@ Guarantees (tested against exact rational arithmetic):
 The moments of an unweighted block come from the compiled
 :mod:`skbn._kernels` (the same formulas in one call instead of a dozen, with
 the two-pass correction computed exactly, so that the block's mean is exact
-to about one rounding whatever its spread); where skbn was installed without
-it, from NumPy and BLAS (``w @ X``), to a few roundings.  Either way every
+to about one rounding whatever its spread, and a column with missing values
+summed over the values present, where NumPy needs its careful path); where
+skbn was installed without it, from NumPy and BLAS (``w @ X``), to a few
+roundings.  Either way every
 path that reads a block uses the same one, so results never depend on the
 path (``fit`` or ``partial_fit``, small or large, any memory layout).
 
@@ -90,7 +92,13 @@ _EPS = np.finfo(np.float64).eps
 
 def raise_if_infinite(X: np.ndarray, columns: np.ndarray | None = None) -> None:
     """Raise :class:`InfiniteValueError` if ``X`` (or its ``columns``) holds +/-inf."""
-    idx = infinite_columns(X if columns is None else X[:, columns])
+    if columns is None or X.shape[0] <= BLOCK_ROWS:
+        idx = infinite_columns(X if columns is None else X[:, columns])
+    else:  # block by block: no copy of the columns of a large X
+        found = np.zeros(len(columns), dtype=bool)
+        for r in range(0, X.shape[0], BLOCK_ROWS):
+            found |= np.isinf(X[r : r + BLOCK_ROWS, columns]).any(axis=0)
+        idx = np.flatnonzero(found)
     if idx.size:
         raise InfiniteValueError(idx if columns is None else np.asarray(columns)[idx])
 
@@ -242,15 +250,17 @@ def _careful_moments(X: np.ndarray, w: np.ndarray | None) -> Moments:
 
 def _fast_block(X: np.ndarray, w: np.ndarray | None, total: float) -> tuple:
     """The corrected two-pass moments of one block, without checks:
-    ``(mean, var, residual)``; ``w=None`` for no weights (``X`` then
-    C-contiguous float64)."""
+    ``(mean, var, residual, weight)``; ``w=None`` for no weights (``X`` then
+    C-contiguous float64).  The compiled kernels skip NaN (``weight`` counts
+    the values present); NumPy's path does not (``weight`` is None: ``total``
+    for every column, and a column with NaN gets NaN)."""
     if w is None and _kernels is not None:
         if not X.flags.aligned:  # e.g. unpickled from a byte stream: an aligned copy
             X = X.copy()
-        n_features = X.shape[1]
-        out = np.empty(3 * n_features)
+        n = X.shape[1]
+        out = np.empty(4 * n)
         _kernels.block_moments(X, out)
-        return out[:n_features], out[n_features : 2 * n_features], out[2 * n_features :]
+        return out[:n], out[n : 2 * n], out[2 * n : 3 * n], out[3 * n :]
     n_rows = X.shape[0]
     if w is None:
         w = _ONES[:n_rows] if n_rows <= BLOCK_ROWS else np.ones(n_rows)
@@ -261,7 +271,7 @@ def _fast_block(X: np.ndarray, w: np.ndarray | None, total: float) -> tuple:
         np.multiply(d, d, out=d)
         var = (w @ d) / total - correction * correction
         mean, residual = _two_sum(mean0, correction)
-    return mean, var, residual
+    return mean, var, residual, None
 
 
 def block_moments(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Moments:
@@ -316,11 +326,11 @@ def plain_block_moments(X: np.ndarray, residual: bool = True) -> Moments | None:
     n, n_features = X.shape
     total = float(n)
     if _kernels is not None:
-        out = np.empty(3 * n_features)
+        out = np.empty(4 * n_features)
         if not _kernels.block_moments(X, out):
             return None
         mean, var = out[:n_features], out[n_features : 2 * n_features]
-        error = out[2 * n_features :] if residual else None
+        error = out[2 * n_features : 3 * n_features] if residual else None
         return Moments(_uniform_weight(n_features, total), mean, var, error)
     ones = _ONES[:n]
     mean0 = ones @ X
@@ -357,8 +367,8 @@ def _unpinned_block(X: np.ndarray, w: np.ndarray | None, wide: bool) -> Moments:
     if total == 0 or wide:
         raise_if_infinite(X)
         return _careful_moments(X, w)
-    mean, var, residual = _fast_block(X, w, total)
-    weight = np.full(n_features, total)
+    mean, var, residual, weight = _fast_block(X, w, total)
+    weight = np.full(n_features, total) if weight is None else weight
     bad = ~np.isfinite(residual + var)
     if bad.any():
         raise_if_infinite(X, np.flatnonzero(bad))
@@ -500,6 +510,11 @@ def _refine(X, w, columns, moments, blocks_rows, n_jobs):
     K = np.where(moments.weight > 0, moments.mean, 0.0)
 
     def sums(r):
+        if w is None and _kernels is not None:  # the same sums, in one pass
+            xb = np.ascontiguousarray(X[r][:, columns], dtype=np.float64)
+            out = np.empty(2 * len(columns))
+            _kernels.shifted_sums(xb, K, out)
+            return out[: len(columns)], out[len(columns) :]
         xb = np.asarray(X[r][:, columns], dtype=np.float64)
         present = ~np.isnan(xb)
         W = present.astype(np.float64)

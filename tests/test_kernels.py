@@ -431,7 +431,7 @@ def test_compiled_block_moments_match_exact_arithmetic(n):
 
     X = _spread(n, n, [1e-3, 1.0, 1e3, 1e8])
     X[:, 0] += 1e6  # a large offset: the corrected two-pass's other hard case
-    out = np.empty(3 * X.shape[1])
+    out = np.empty(4 * X.shape[1])
     assert _kernels.block_moments(X, out) == (n > 1)  # one row: variance 0, not plain
     mean, var = out[:4], out[4:8]
     for j, (_, mu, s2) in enumerate(exact_batch(X)):
@@ -456,10 +456,11 @@ def test_compiled_moments_of_a_column_ignore_the_other_columns():
     from skbn import _kernels
 
     X = _spread(5, 403, [1.0, 1e4, 1e-4, 3.0, 1e8])
-    out = np.empty(15)
+    X[::7, 2] = np.nan
+    out = np.empty(20)
     _kernels.block_moments(X, out)
     for j in range(5):
-        alone = np.empty(3)
+        alone = np.empty(4)
         _kernels.block_moments(np.ascontiguousarray(X[:, [j]]), alone)
         assert_same_bits(alone, out[j::5])
 
@@ -473,9 +474,9 @@ def test_compiled_block_moments_report_what_needs_more(value, plain):
 
     X = _spread(6, 16, [1.0, 2.0])
     X[3, 1] = value
-    assert _kernels.block_moments(X, np.empty(6)) is plain
+    assert _kernels.block_moments(X, np.empty(8)) is plain
     X[:, 1] = 0.1  # constant: a variance within rounding of 0
-    assert _kernels.block_moments(X, np.empty(6)) is False
+    assert _kernels.block_moments(X, np.empty(8)) is False
 
 
 def test_compiled_block_moments_large_blocks_and_threads():
@@ -486,11 +487,11 @@ def test_compiled_block_moments_large_blocks_and_threads():
     from skbn import _kernels
 
     X = _spread(7, 5000, np.geomspace(1e-3, 1e6, 300))
-    alone = np.empty(900)
+    alone = np.empty(1200)
     _kernels.block_moments(X, alone)
 
     def run(_):
-        out = np.empty(900)
+        out = np.empty(1200)
         _kernels.block_moments(X, out)
         return out
 
@@ -501,6 +502,66 @@ def test_compiled_block_moments_large_blocks_and_threads():
         k = [0, 299][j]
         assert abs(Fraction(float(alone[k])) - mu) <= 2 * EPS * abs(mu)
         assert abs(Fraction(float(alone[300 + k])) - s2) <= 32 * EPS * s2
+
+
+def test_compiled_block_moments_skip_missing_values():
+    """A column with NaN: its moments over the values present (their number
+    as its weight), as exact as a complete column's; a column without values,
+    or with inf, is left not finite for the careful path."""
+    from skbn import _kernels
+
+    X = _spread(10, 300, [1.0, 1e8, 1.0, 1.0, 1.0])
+    rng = np.random.default_rng(11)
+    X[rng.random(300) < 0.3, 0] = np.nan
+    X[rng.random(300) < 0.01, 1] = np.nan
+    X[:, 2] = np.nan
+    X[5, 3], X[9, 3] = np.nan, np.inf
+    out = np.empty(20)
+    assert _kernels.block_moments(X, out) is False
+    mean, var, weight = out[:5], out[5:10], out[15:]
+    for j in (0, 1):
+        m, mu, s2 = exact_batch(X[:, [j]])[0]
+        assert weight[j] == m < 300
+        assert abs(Fraction(float(mean[j])) - mu) <= 2 * EPS * abs(mu)
+        assert abs(Fraction(float(var[j])) - s2) <= 16 * EPS * s2
+    assert weight[2] == 0 and not np.isfinite(mean[2] + var[2])
+    assert not np.isfinite(mean[3] + var[3])  # inf: refused by the caller
+    assert weight[4] == 300
+
+
+def test_missing_values_take_the_compiled_path_in_fit(monkeypatch):
+    """fit on data with NaN gives the moments of the values present through
+    the compiled block moments: NumPy's careful path is never called."""
+
+    def careful(*args):
+        raise AssertionError("the careful path ran")
+
+    monkeypatch.setattr(_stats, "_careful_moments", careful)
+    rng = np.random.default_rng(12)
+    X = rng.normal(size=(20_000, 3)) * [1.0, 1e3, 3.0] + [1e3, -2e3, 0.5]
+    X[rng.random(X.shape) < 0.05] = np.nan
+    scaler = BatchNormScaler(momentum="pooled").fit(X)
+    for j, (m, mu, s2) in enumerate(exact_batch(X)):
+        assert scaler._samples_per_feature_[j] == m
+        assert abs(Fraction(float(scaler.moving_mean_[j])) - mu) <= 4 * EPS * abs(mu)
+        assert abs(Fraction(float(scaler.moving_var_[j])) - s2) <= 64 * EPS * s2
+
+
+def test_compiled_shifted_sums_are_numpy_sums_over_present_values():
+    """sum (x - K) and sum (x - K)^2 skipping NaN: the bits of NumPy's own
+    sums along axis 0 (row after row), which the refining pass used."""
+    from skbn import _kernels
+
+    X = _spread(13, 1000, [1.0, 1e6, 1e-3])
+    X[::9, 1] = np.nan
+    K = np.array([0.5, 3.0, -1.0])
+    out = np.empty(6)
+    _kernels.shifted_sums(X, K, out)
+    d = np.where(np.isnan(X), 0.0, X - K)
+    assert_same_bits(out[:3], d.sum(axis=0))
+    assert_same_bits(out[3:], (d * d).sum(axis=0))
+    with pytest.raises(ValueError, match="2 \\* X.shape"):
+        _kernels.shifted_sums(X, K, np.empty(5))
 
 
 def _step(X, avg, alpha):
@@ -558,16 +619,16 @@ def test_compiled_kernels_refuse_other_arrays():
 
     X = np.ones((4, 3))
     with pytest.raises(TypeError, match="float64"):
-        _kernels.block_moments(X.astype(np.float32), np.empty(9))
+        _kernels.block_moments(X.astype(np.float32), np.empty(12))
     with pytest.raises((TypeError, ValueError), match="contiguous"):  # NumPy's own refusal
-        _kernels.block_moments(np.asfortranarray(np.ones((4, 3))), np.empty(9))
+        _kernels.block_moments(np.asfortranarray(np.ones((4, 3))), np.empty(12))
     with pytest.raises(TypeError, match="2-D"):
-        _kernels.block_moments(np.ones(4), np.empty(9))
-    with pytest.raises(ValueError, match="3 \\* X.shape"):
-        _kernels.block_moments(X, np.empty(8))
+        _kernels.block_moments(np.ones(4), np.empty(12))
+    with pytest.raises(ValueError, match="4 \\* X.shape"):
+        _kernels.block_moments(X, np.empty(11))
     with pytest.raises(ValueError, match="a row"):
-        _kernels.block_moments(np.ones((0, 3)), np.empty(9))
-    readonly = np.empty(9)
+        _kernels.block_moments(np.ones((0, 3)), np.empty(12))
+    readonly = np.empty(12)
     readonly.flags.writeable = False
     with pytest.raises((TypeError, BufferError, ValueError)):
         _kernels.block_moments(X, readonly)
