@@ -9,8 +9,14 @@ import numpy as np
 from ._blocks import map_blocks, row_blocks, threads_for
 from ._validation import InfiniteValueError, infinite_columns
 
+try:
+    from ._kernels import affine_map as _affine_map
+except ImportError:  # installed without a C compiler: NumPy does the same work
+    _affine_map = None
+
 __all__ = [
     "affine",
+    "compiled_plain_affine",
     "divisor",
     "guarded",
     "plain_affine",
@@ -108,6 +114,8 @@ def affine(
     coefs = [None if c is None else np.asarray(c, dtype=dtype) for c in (shift, factor, offset)]
     if inverse:
         coefs = [coefs[2], coefs[1], coefs[0]]
+    if _compiled(X, out, dtype):
+        return _compiled_affine(X, out, coefs, inverse, check_finite, n_jobs)
     op = np.divide if inverse else np.multiply
     transposed = not X.flags.c_contiguous and X.flags.f_contiguous and out.flags.f_contiguous
     if transposed:  # columns are contiguous: work on rows of the transpose
@@ -150,6 +158,36 @@ def affine(
 
     map_blocks(one, blocks, n_jobs)
     return out.T if transposed else out
+
+
+def _compiled(X, out, dtype) -> bool:
+    """Whether the compiled map applies: C-contiguous, aligned float64 in and out."""
+    return (
+        _affine_map is not None
+        and dtype == np.float64
+        and X.dtype == out.dtype == np.float64
+        and X.flags.c_contiguous
+        and out.flags.c_contiguous
+        and X.flags.aligned
+        and out.flags.aligned
+    )
+
+
+def _compiled_affine(X, out, coefs, inverse: bool, check_finite: bool, n_jobs) -> np.ndarray:
+    """:func:`affine` by :mod:`skbn._kernels`, one pass over each block: the
+    same operations in the same order, so the same bits.  ``coefs`` is
+    ``(first, factor, last)``: ``(x - first) * factor + last``, or
+    ``(x - first) / factor + last`` with ``inverse``."""
+    # aligned too: an unpickled array may not be
+    first, mid, last = (None if c is None else np.require(c, np.float64, "CA") for c in coefs)
+    blocks = row_blocks(X.shape[0], X.shape[1], AFFINE_BLOCK_BYTES)
+
+    def one(block):
+        if _affine_map(X[block], out[block], first, mid, last, inverse, check_finite):
+            raise InfiniteValueError(infinite_columns(X[block]))
+
+    map_blocks(one, blocks, n_jobs)
+    return out
 
 
 def _map_dtype(dtype: np.dtype, factor) -> np.dtype:
@@ -215,6 +253,24 @@ def plain_affine(X: np.ndarray, shift, factor, offset, *, inverse: bool = False)
     if offset is not None:
         out += offset
     return out.reshape(X.shape)
+
+
+def compiled_plain_affine(X: np.ndarray, shift, factor, offset, *, inverse: bool = False):
+    """:func:`plain_affine` by :mod:`skbn._kernels`, with the coefficients
+    themselves (not tiled): a new array, the same bits.  None without the
+    compiled kernels."""
+    if _affine_map is None:
+        return None
+    if inverse:
+        shift, offset = offset, shift
+    out = np.empty_like(X)
+    try:
+        infinite = _affine_map(X, out, shift, factor, offset, inverse, True)
+    except TypeError:  # coefficients the kernel does not read (unaligned, unpickled)
+        return None
+    if infinite:
+        raise InfiniteValueError(infinite_columns(X))
+    return out
 
 
 def tiled(coefficients: tuple, n_rows: int) -> tuple:

@@ -12,6 +12,8 @@
  *                  path that reads a block gets the same bits;
  *   shifted_sums   sum (x - K) and sum (x - K)^2 over the values present, the
  *                  refining pass of skbn._stats over columns with NaN;
+ *   affine_map     (x - shift) * factor + offset per column, or its inverse,
+ *                  with the check for +/-inf, in one pass (skbn._affine);
  *   plain_step     block_moments, then S <- S + alpha (b - S) for the mean
  *                  and the variance (skbn._averaging.plain_update), the same
  *                  IEEE operations in the same order as the NumPy update.
@@ -515,10 +517,130 @@ plain_step(PyObject *module, PyObject *args)
     return status < 0 ? NULL : PyLong_FromLong(status);
 }
 
+/* The affine map of n rows of p columns (see affine_map); returns 1, having
+   written nothing, when `check` is set and a value is +/-inf. */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static int
+map_rows(const double *X, double *out, Py_ssize_t n, Py_ssize_t p, const double *shift,
+         const double *restrict factor, const double *offset, int inverse, int check)
+{
+    Py_ssize_t i, j;
+    if (check) {
+        int infinite = 0;
+        for (i = 0; i < n * p; i++) {
+            infinite |= isinf(X[i]);
+        }
+        if (infinite) {
+            return 1;
+        }
+    }
+    /* out may be X itself: each value is read before it is written */
+    for (i = 0; i < n; i++) {
+        const double *row = X + i * p;
+        double *dst = out + i * p;
+        if (shift != NULL && inverse) {
+            for (j = 0; j < p; j++) {
+                dst[j] = (row[j] - shift[j]) / factor[j];
+            }
+        } else if (shift != NULL) {
+            for (j = 0; j < p; j++) {
+                dst[j] = (row[j] - shift[j]) * factor[j];
+            }
+        } else if (inverse) {
+            for (j = 0; j < p; j++) {
+                dst[j] = row[j] / factor[j];
+            }
+        } else {
+            for (j = 0; j < p; j++) {
+                dst[j] = row[j] * factor[j];
+            }
+        }
+        if (offset != NULL) {
+            for (j = 0; j < p; j++) {
+                dst[j] = dst[j] + offset[j];
+            }
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(affine_map_doc,
+"affine_map(X, out, shift, factor, offset, inverse, check) -> bool\n"
+"\n"
+"out = (X - shift) * factor + offset, per column of the C-contiguous\n"
+"float64 arrays X and out (n, p) (out may be X), or (X - shift) / factor +\n"
+"offset with inverse; shift and offset may be None (left out).  With check,\n"
+"X is first looked at for +/-inf: True, and nothing written, if it holds\n"
+"one; else False.");
+
+static PyObject *
+affine_map(PyObject *module, PyObject *args)
+{
+    PyObject *objs[5];
+    int inverse, check;
+    Py_buffer views[5];
+    int present[5] = {1, 1, 0, 1, 0};
+    static const char *names[5] = {"X", "out", "shift", "factor", "offset"};
+    if (!PyArg_ParseTuple(args, "OOOOOpp:affine_map", &objs[0], &objs[1], &objs[2], &objs[3],
+                          &objs[4], &inverse, &check)) {
+        return NULL;
+    }
+    present[2] = objs[2] != Py_None;
+    present[4] = objs[4] != Py_None;
+    int got, status = 0;
+    for (got = 0; got < 5; got++) {
+        if (present[got]
+            && get_float64(objs[got], &views[got], got < 2 ? 2 : 1, got == 1, names[got]) < 0) {
+            status = -1;
+            break;
+        }
+    }
+    Py_ssize_t n = 0, p = 0;
+    if (status == 0) {
+        n = views[0].shape[0];
+        p = views[0].shape[1];
+        int j;
+        if (views[1].shape[0] != n || views[1].shape[1] != p) {
+            status = -1;
+        }
+        for (j = 2; j < 5; j++) {
+            if (present[j] && views[j].shape[0] != p) {
+                status = -1;
+            }
+        }
+        if (status < 0) {
+            PyErr_SetString(PyExc_ValueError,
+                            "out needs X's shape, shift, factor and offset X.shape[1] values");
+        }
+    }
+    if (status == 0) {
+        const double *X = views[0].buf, *f = views[3].buf;
+        const double *sh = present[2] ? views[2].buf : NULL;
+        const double *of = present[4] ? views[4].buf : NULL;
+        double *o = views[1].buf;
+        if (n * p > RELEASE_GIL_VALUES) {
+            Py_BEGIN_ALLOW_THREADS
+            status = map_rows(X, o, n, p, sh, f, of, inverse, check);
+            Py_END_ALLOW_THREADS
+        } else {
+            status = map_rows(X, o, n, p, sh, f, of, inverse, check);
+        }
+    }
+    while (got-- > 0) {
+        if (present[got]) {
+            PyBuffer_Release(&views[got]);
+        }
+    }
+    return status < 0 ? NULL : PyBool_FromLong(status);
+}
+
 static PyMethodDef kernel_methods[] = {
     {"block_moments", block_moments, METH_VARARGS, block_moments_doc},
     {"plain_step", plain_step, METH_VARARGS, plain_step_doc},
     {"shifted_sums", shifted_sums, METH_VARARGS, shifted_sums_doc},
+    {"affine_map", affine_map, METH_VARARGS, affine_map_doc},
     {NULL, NULL, 0, NULL},
 };
 

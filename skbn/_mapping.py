@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from . import _array_api, _collections
 from ._affine import (
     affine,
+    compiled_plain_affine,
     plain_affine,
     plain_coefficients,
     scale_columns_sparse,
@@ -97,6 +98,12 @@ class AffineMixin:
         coefficients, plain, tiles = self._cached_coefficients(snapshot)
         if not plain or X.size > _TILED_SIZE:
             return None
+        try:
+            out = compiled_plain_affine(X, *coefficients, inverse=inverse)
+        except InfiniteValueError as exc:
+            raise infinite_error(exc.columns, None, type(self).__name__) from None
+        if out is not None:
+            return out
         n_rows = X.shape[0]
         tile = tiles.get(n_rows)
         if tile is None:  # kept for one batch size: a stream repeats it

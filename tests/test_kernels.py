@@ -564,6 +564,46 @@ def test_compiled_shifted_sums_are_numpy_sums_over_present_values():
         _kernels.shifted_sums(X, K, np.empty(5))
 
 
+@pytest.mark.parametrize("inverse", [False, True])
+@pytest.mark.parametrize("terms", ["all", "no shift", "no offset", "factor only"])
+def test_compiled_affine_map_is_the_numpy_map(inverse, terms):
+    """(x - shift) * factor + offset (or / factor), with the NumPy ufuncs'
+    bits, in a new array or in place, and nothing written when X holds inf."""
+    from skbn import _kernels
+
+    rng = np.random.default_rng(14)
+    X = rng.normal(size=(300, 7)) * 1e3 + 5.0
+    X[4, 2] = np.nan
+    shift = None if terms in ("no shift", "factor only") else rng.normal(size=7)
+    factor = rng.random(7) + 0.1
+    offset = None if terms in ("no offset", "factor only") else rng.normal(size=7)
+    op = np.divide if inverse else np.multiply
+    expected = op(X if shift is None else np.subtract(X, shift), factor)
+    expected = expected if offset is None else np.add(expected, offset)
+    out = np.empty_like(X)
+    assert _kernels.affine_map(X, out, shift, factor, offset, inverse, True) is False
+    assert_same_bits(out, expected)
+    inplace = X.copy()
+    _kernels.affine_map(inplace, inplace, shift, factor, offset, inverse, False)
+    assert_same_bits(inplace, expected)
+    bad, before = X.copy(), out.copy()
+    bad[-1, 5] = -np.inf
+    assert _kernels.affine_map(bad, out, shift, factor, offset, inverse, True) is True
+    assert_same_bits(out, before)  # nothing written
+
+
+def test_compiled_affine_map_refuses_other_arrays():
+    from skbn import _kernels
+
+    X, c = np.ones((4, 3)), np.ones(3)
+    with pytest.raises(TypeError, match="float64"):
+        _kernels.affine_map(X, np.empty((4, 3), np.float32), c, c, c, False, True)
+    with pytest.raises(ValueError, match="shape"):
+        _kernels.affine_map(X, np.empty((4, 2)), c, c, c, False, True)
+    with pytest.raises(ValueError, match="shape"):
+        _kernels.affine_map(X, np.empty((4, 3)), np.ones(2), c, None, False, True)
+
+
 def _step(X, avg, alpha):
     from skbn import _kernels
 

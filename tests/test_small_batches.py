@@ -21,6 +21,7 @@ def kernels(request, monkeypatch):
     if request.param == "numpy":
         monkeypatch.setattr(_stats, "_kernels", None)
         monkeypatch.setattr(_averaging, "_plain_step", None)
+        monkeypatch.setattr(_affine, "_affine_map", None)
     return request.param
 
 
