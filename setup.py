@@ -2,8 +2,11 @@
 
 The extension is optional: where it cannot be built (no C compiler), skbn
 installs without it and computes the same formulas with NumPy alone, slower
-for small batches.  ``-ffp-contract=off`` keeps every operation a separately
-rounded IEEE operation (no fused multiply-add), as NumPy computes them.
+for small batches.  ``-ffp-contract=off`` and ``-fno-fast-math`` keep every
+operation a separately rounded IEEE operation (no fused multiply-add, no
+reassociation), as NumPy computes them; the source refuses to compile where
+double arithmetic is carried in wider registers (x87), and skbn then installs
+without it.
 """
 
 import sys
@@ -17,7 +20,9 @@ setup(
         Extension(
             "skbn._kernels",
             ["skbn/_kernels.c"],
-            extra_compile_args=["/O2"] if windows else ["-O3", "-ffp-contract=off"],
+            extra_compile_args=["/O2"]
+            if windows
+            else ["-O3", "-ffp-contract=off", "-fno-fast-math"],
             libraries=[] if windows else ["m"],
             optional=True,
         )

@@ -266,8 +266,8 @@ def compiled_plain_affine(X: np.ndarray, shift, factor, offset, *, inverse: bool
     out = np.empty_like(X)
     try:
         infinite = _affine_map(X, out, shift, factor, offset, inverse, True)
-    except TypeError:  # coefficients the kernel does not read (unaligned, unpickled)
-        return None
+    except (TypeError, ValueError, BufferError):
+        return None  # coefficients the kernel does not read (unaligned, strided): NumPy's path
     if infinite:
         raise InfiniteValueError(infinite_columns(X))
     return out

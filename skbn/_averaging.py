@@ -437,8 +437,8 @@ def plain_update(
     try:
         if _plain_step(X, avg.mean, avg.var, avg.weight, avg.mean_count, alpha, out, count):
             return None
-    except (TypeError, ValueError):  # a state of other dtypes (set by hand): update() reads it
-        return None
+    except (TypeError, ValueError, BufferError):  # a state set by hand (other dtypes,
+        return None  # strides): update() reads it
     # The weight is avg.weight + n_rows: adding at most BLOCK_ROWS to a finite
     # float64 never overflows (it rounds back at the top of the range).
     mean, var, weight = out[:n], out[n : 2 * n], out[2 * n : 3 * n]

@@ -35,6 +35,16 @@
 #define restrict __restrict
 #endif
 
+/* The compensated sums and two-sums need each double operation rounded to
+   double: not where intermediates are carried wider (x87), nor with
+   reassociation allowed.  Then the (optional) extension is not built. */
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "skbn._kernels needs double arithmetic rounded to double (FLT_EVAL_METHOD == 0)"
+#endif
+#if defined(__FAST_MATH__)
+#error "skbn._kernels must not be built with -ffast-math"
+#endif
+
 /* Blocks of more values than this release the GIL while they are read. */
 #define RELEASE_GIL_VALUES 8192
 
@@ -365,7 +375,8 @@ PyDoc_STRVAR(shifted_sums_doc,
 "\n"
 "Per column of the C-contiguous float64 array X (n, p), over the values\n"
 "that are not NaN, with d = x - shift: out[:p] = sum d, out[p:2p] =\n"
-"sum d^2, summed over the rows in order (as NumPy sums along axis 0).");
+"sum d^2, summed over the rows in order (as NumPy sums along axis 0 of\n"
+"an array of several columns).");
 
 static PyObject *
 shifted_sums(PyObject *module, PyObject *args)
@@ -655,5 +666,12 @@ static struct PyModuleDef kernel_module = {
 PyMODINIT_FUNC
 PyInit__kernels(void)
 {
-    return PyModule_Create(&kernel_module);
+    PyObject *module = PyModule_Create(&kernel_module);
+#ifdef Py_GIL_DISABLED
+    /* no state is shared between calls: safe without the GIL */
+    if (module != NULL) {
+        PyUnstable_Module_SetGIL(module, Py_MOD_GIL_NOT_USED);
+    }
+#endif
+    return module;
 }

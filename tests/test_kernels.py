@@ -549,7 +549,8 @@ def test_missing_values_take_the_compiled_path_in_fit(monkeypatch):
 
 def test_compiled_shifted_sums_are_numpy_sums_over_present_values():
     """sum (x - K) and sum (x - K)^2 skipping NaN: the bits of NumPy's own
-    sums along axis 0 (row after row), which the refining pass used."""
+    sums along axis 0 of several columns (row after row), which the refining
+    pass used."""
     from skbn import _kernels
 
     X = _spread(13, 1000, [1.0, 1e6, 1e-3])
@@ -590,6 +591,19 @@ def test_compiled_affine_map_is_the_numpy_map(inverse, terms):
     bad[-1, 5] = -np.inf
     assert _kernels.affine_map(bad, out, shift, factor, offset, inverse, True) is True
     assert_same_bits(out, before)  # nothing written
+
+
+def test_transform_falls_back_for_coefficients_the_kernel_does_not_read():
+    """Attributes set by hand as strided views: NumPy's path maps them."""
+    rng = np.random.default_rng(15)
+    X = rng.normal(size=(40, 3))
+    scaler = BatchNormScaler().fit(X)
+    expected = scaler.transform(X[:5])
+    scaler.moving_mean_ = np.repeat(scaler.moving_mean_, 2)[::2]
+    scaler.beta_ = np.repeat(scaler.beta_, 2)[::2]
+    assert_same_bits(scaler.transform(X[:5]), expected)
+    scaler.partial_fit(X[:5])  # the compiled step refuses the strided state too
+    assert scaler.n_batches_seen_ == 2
 
 
 def test_compiled_affine_map_refuses_other_arrays():
