@@ -12,17 +12,17 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 from sklearn import get_config
-
-try:  # the thread's configuration itself: get_config() copies it, on every batch
-    from sklearn._config import _get_threadlocal_config as _config
-except ImportError:  # pragma: no cover - a scikit-learn that moved it
-    _config = get_config
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import validate_data
 
 from . import _array_api
 from ._stats import BLOCK_ROWS
 from ._validation import check_sample_weight
+
+try:  # the thread's configuration itself: get_config() copies it, on every batch
+    from sklearn._config import _get_threadlocal_config as _config
+except ImportError:  # pragma: no cover - a scikit-learn that moved it
+    _config = get_config
 
 __all__ = ["InputMixin", "to_numpy"]
 

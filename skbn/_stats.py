@@ -34,9 +34,9 @@ the two-pass correction computed exactly, so that the block's mean is exact
 to about one rounding whatever its spread, and a column with missing values
 summed over the values present, where NumPy needs its careful path); where
 skbn was installed without it, from NumPy and BLAS (``w @ X``), to a few
-roundings.  Either way every
-path that reads a block uses the same one, so results never depend on the
-path (``fit`` or ``partial_fit``, small or large, any memory layout).
+roundings.  Either way every path that reads a block uses the same one, so
+results never depend on the path (``fit`` or ``partial_fit``, small or large,
+any memory layout).
 
 This module imports NumPy only (``threadpoolctl`` and ``joblib`` lazily), so
 the file engine can use it without scikit-learn.
@@ -257,10 +257,7 @@ def _fast_block(X: np.ndarray, w: np.ndarray | None, total: float) -> tuple:
     if w is None and _kernels is not None:
         if not X.flags.aligned:  # e.g. unpickled from a byte stream: an aligned copy
             X = X.copy()
-        n = X.shape[1]
-        out = np.empty(4 * n)
-        _kernels.block_moments(X, out)
-        return out[:n], out[n : 2 * n], out[2 * n : 3 * n], out[3 * n :]
+        return _compiled_block(X)[1:]
     n_rows = X.shape[0]
     if w is None:
         w = _ONES[:n_rows] if n_rows <= BLOCK_ROWS else np.ones(n_rows)
@@ -272,6 +269,16 @@ def _fast_block(X: np.ndarray, w: np.ndarray | None, total: float) -> tuple:
         var = (w @ d) / total - correction * correction
         mean, residual = _two_sum(mean0, correction)
     return mean, var, residual, None
+
+
+def _compiled_block(X: np.ndarray) -> tuple:
+    """``(plain, mean, var, residual, weight)`` of an aligned, C-contiguous
+    float64 block by :func:`skbn._kernels.block_moments` (``plain``: every
+    column complete and finite, its variance above rounding of 0)."""
+    n = X.shape[1]
+    out = np.empty(4 * n)
+    plain = _kernels.block_moments(X, out)
+    return plain, out[:n], out[n : 2 * n], out[2 * n : 3 * n], out[3 * n :]
 
 
 def block_moments(X: np.ndarray, sample_weight: np.ndarray | None = None) -> Moments:
@@ -326,12 +333,10 @@ def plain_block_moments(X: np.ndarray, residual: bool = True) -> Moments | None:
     n, n_features = X.shape
     total = float(n)
     if _kernels is not None:
-        out = np.empty(4 * n_features)
-        if not _kernels.block_moments(X, out):
+        plain, mean, var, error, _ = _compiled_block(X)
+        if not plain:
             return None
-        mean, var = out[:n_features], out[n_features : 2 * n_features]
-        error = out[2 * n_features : 3 * n_features] if residual else None
-        return Moments(_uniform_weight(n_features, total), mean, var, error)
+        return Moments(_uniform_weight(n_features, total), mean, var, error if residual else None)
     ones = _ONES[:n]
     mean0 = ones @ X
     mean0 /= total

@@ -83,10 +83,6 @@ class Cache:
             return
         pa = pyarrow()
         batches, rows = [], 0
-
-        def joined():
-            return pa.Table.from_batches(batches)
-
         for path in self.paths:
             with pa.OSFile(path, "rb") as stream:
                 reader = pa.ipc.open_file(stream)
@@ -94,10 +90,10 @@ class Cache:
                     batches.append(reader.get_batch(i))
                     rows += batches[-1].num_rows
                     if rows >= BATCH_ROWS or not group:
-                        yield joined()
+                        yield pa.Table.from_batches(batches)
                         batches, rows = [], 0
         if batches:
-            yield joined()
+            yield pa.Table.from_batches(batches)
 
 
 def exact_chunks(tables: Iterable, rows: int) -> Iterator:
