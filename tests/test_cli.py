@@ -31,6 +31,7 @@ from __future__ import annotations
 import fcntl
 import importlib.metadata
 import io
+import json
 import os
 import pty
 import re
@@ -55,7 +56,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import skbn
 from skbn import BatchNormScaler
-from skbn.cli import TRUSTED_TYPE, load_scaler, main, run
+from skbn.cli import TRUSTED_TYPE, load_scaler, main
 
 N_ROWS = 1000
 CHUNK = 128  # 7 chunks of 128 rows and one of 104
@@ -367,8 +368,30 @@ def test_version(capsys):
 
 def test_console_script_entry_point():
     (entry,) = importlib.metadata.entry_points(group="console_scripts", name="skbn")
-    assert entry.value == "skbn.cli:run"
-    assert entry.load() is run
+    assert entry.value == "skbn.__main__:main"
+    import skbn.__main__
+
+    assert entry.load() is skbn.__main__.main
+
+
+@pytest.mark.parametrize("preset", [None, "3"])
+def test_the_program_runs_blas_on_one_thread_unless_told(preset):
+    """``python -m skbn`` and ``skbn`` load NumPy with one BLAS thread (an idle
+    OpenBLAS pool spins on the cores the parser needs), unless the
+    environment sets the count."""
+    code = (
+        "import skbn.__main__, json, os, threadpoolctl; print(json.dumps(["
+        "os.environ['OPENBLAS_NUM_THREADS'], "
+        "[i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas']]))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    if preset is not None:
+        env["OPENBLAS_NUM_THREADS"] = preset
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    variable, counts = json.loads(out.stdout)
+    assert variable == (preset or "1")
+    assert counts and all(n == min(int(variable), os.cpu_count()) for n in counts)
 
 
 @pytest.mark.parametrize(
@@ -830,16 +853,14 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("cache", ["memory", "files"])
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_signal_during_the_sink_pass_leaves_nothing(tmp_path, signum, cache):
-    """A signal while polars writes OUTPUT (in a worker thread) stops the run
-    at once: no OUTPUT, no temporary file, one line, 128 + signal."""
+def _signal_in_pass_two(tmp_path, script: str, cache: str, signum: int, output: str) -> None:
+    """Run ``script`` (a slowed pass 2), signal it once pass 2 has begun:
+    it stops at once, with no OUTPUT, no temporary file, one line, 128 + signal."""
     (tmp_path / "in.csv").write_bytes(_csv_text(200_000))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     env = {**os.environ, "TMPDIR": str(scratch)}
-    command = [sys.executable, "-c", _SLOW_SINK, cache, "scale", "in.csv", "out.csv"]
+    command = [sys.executable, "-c", script, cache, "scale", "in.csv", output]
     child = subprocess.Popen(
         [*command, "--no-progress"], cwd=tmp_path, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -852,8 +873,43 @@ def test_signal_during_the_sink_pass_leaves_nothing(tmp_path, signum, cache):
     assert time.monotonic() - started < 5  # not after the whole pass
     assert child.returncode == 128 + signum, err
     _assert_one_line_error(err.decode(), "nothing was written")
-    assert not (tmp_path / "out.csv").exists()
+    assert not (tmp_path / output).exists()
     assert _leftovers(tmp_path, scratch) == []
+
+
+@pytest.mark.parametrize("cache", ["memory", "files"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_the_sink_pass_leaves_nothing(tmp_path, signum, cache):
+    """A signal while polars writes OUTPUT (in a worker thread); Parquet, as
+    a CSV output is written by the compiled writer (the next test)."""
+    _signal_in_pass_two(tmp_path, _SLOW_SINK, cache, signum, "out.parquet")
+
+
+# Pass 2 by the compiled CSV writer, slowed down: every record batch waits
+# 50 ms in a formatting thread, and the first one leaves a mark.
+_SLOW_COMPILED = """
+import sys, time
+import skbn.io._csvout as csvout, skbn.io._engine as engine, skbn.io._stream as stream
+engine.MEMORY_CACHE_BYTES = 1 << 40 if sys.argv.pop(1) == "memory" else 0
+stream.BATCH_ROWS = 100
+format_rows = csvout._csvwrite.format_rows
+class Slow:
+    @staticmethod
+    def format_rows(*args):
+        open("pass2-started", "w").close()
+        time.sleep(0.05)
+        return format_rows(*args)
+csvout._csvwrite = Slow
+from skbn.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("cache", ["memory", "files"])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_during_the_compiled_pass_leaves_nothing(tmp_path, signum, cache):
+    """A signal while the compiled writer's threads format OUTPUT."""
+    _signal_in_pass_two(tmp_path, _SLOW_COMPILED, cache, signum, "out.csv")
 
 
 def test_a_run_after_an_abandoned_worker_returns(monkeypatch):

@@ -25,6 +25,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.preprocessing import StandardScaler
 
+import skbn.io._csvout as csvout
 import skbn.io._engine as engine
 import skbn.io._stream as stream
 import skbn.io._text as text
@@ -392,28 +393,98 @@ def test_option_errors(data, tmp_path, args, needle):
 def test_sink_pass_writes_what_the_table_pass_writes(
     data, tmp_path, monkeypatch, target, digits, cache_bytes
 ):
-    """Pass 2 in polars' streaming engine gives the same file contents as
-    mapping and writing one table at a time (the route of progress bars,
-    compressed text and loaded models), with the cache in files or in memory."""
+    """Pass 2 by the compiled CSV writer (CSV and TSV, not rounded), in
+    polars' streaming engine, or mapping and writing one table at a time
+    (the route of progress bars, compressed text and loaded models): the
+    same file contents, with the cache in files or in memory."""
     monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", cache_bytes)
     monkeypatch.setattr(text, "PIECE_BYTES", 16384)  # several cache files
-    ran = []
-    original = engine._sink_pass
-    monkeypatch.setattr(engine, "_sink_pass", lambda *a: ran.append(original(*a)) or ran[-1])
-    digits_target = None if target in ("arrow", "parquet") else digits
-    sunk = tmp_path / f"sunk.{target}"
-    scale_file(data / "in.csv", sunk, float_precision=digits_target)
-    assert ran == [True]
+    digits = None if target in ("arrow", "parquet") else digits
+    compiled = target in ("csv", "tsv") and digits is None
+    ran = {"compiled": [], "sink": []}
+    original_rows, original_sink = engine.write_rows, engine._sink_pass
+    monkeypatch.setattr(
+        engine, "write_rows", lambda *a: ran["compiled"].append(1) or original_rows(*a)
+    )
+    monkeypatch.setattr(
+        engine, "_sink_pass", lambda *a: ran["sink"].append(original_sink(*a)) or ran["sink"][-1]
+    )
+    outputs = {}
+    for route in ("first", "sink", "table"):
+        if route == "sink":
+            monkeypatch.setattr(engine, "_compiled_csv", lambda *a: None)
+        if route == "table":
+            monkeypatch.setattr(engine, "_sink_pass", lambda *a: False)
+        outputs[route] = tmp_path / f"{route}.{target}"
+        scale_file(data / "in.csv", outputs[route], float_precision=digits)
+    # the compiled writer where it applies, else polars' streaming engine
+    assert ran == (
+        {"compiled": [1], "sink": [True]} if compiled else {"compiled": [], "sink": [True, True]}
+    )
+    for route in ("sink", "table"):
+        if target in ("csv", "tsv", "ndjson"):
+            assert outputs[route].read_bytes() == outputs["first"].read_bytes(), route
+        else:
+            a, b = _read(outputs[route]), _read(outputs["first"])
+            assert list(a.columns) == list(b.columns)
+            for name in a.columns:
+                assert a[name].equals(b[name]), name
+
+
+@pytest.mark.parametrize("how", ["no-extension", "date-column", "gzip", "progress"])
+def test_compiled_csv_route_and_its_fallbacks_write_the_same_bytes(
+    data, tmp_path, monkeypatch, how
+):
+    """Without the extension, or with a column type the compiled writer does
+    not format (a date), pass 2 falls back to polars; a compressed output and
+    a progress bar take the compiled route too.  The bytes are the same."""
+    dtypes = {"when": "date32"} if how == "date-column" else None
+    source = data / "in.csv"
+    if how == "date-column":
+        lines = (data / "in.csv").read_text().splitlines()
+        rows = [lines[0] + ",when"] + [
+            f"{line},2024-01-0{1 + i % 9}" for i, line in enumerate(lines[1:])
+        ]
+        source = tmp_path / "dated.csv"
+        source.write_text("\n".join(rows) + "\n")
+    suffix = "csv.gz" if how == "gzip" else "csv"
+    reference = tmp_path / f"reference.{suffix}"
+    monkeypatch.setattr(engine, "_compiled_csv", lambda *a: None)
     monkeypatch.setattr(engine, "_sink_pass", lambda *a: False)
-    tabled = tmp_path / f"tabled.{target}"
-    scale_file(data / "in.csv", tabled, float_precision=digits_target)
-    if target in ("csv", "tsv", "ndjson"):
-        assert sunk.read_bytes() == tabled.read_bytes()
-    else:
-        a, b = _read(sunk), _read(tabled)
-        assert list(a.columns) == list(b.columns)
-        for name in a.columns:
-            assert a[name].equals(b[name]), name
+    scale_file(source, reference, dtypes=dtypes)
+    monkeypatch.undo()
+    monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", 0)
+    ran = []
+    original = engine.write_rows
+    monkeypatch.setattr(engine, "write_rows", lambda *a: ran.append(1) or original(*a))
+    if how == "no-extension":
+        monkeypatch.setattr(csvout, "_csvwrite", None)
+    out = tmp_path / f"out.{suffix}"
+    scale_file(source, out, dtypes=dtypes, progress=how == "progress")
+    assert ran == ([1] if how in ("gzip", "progress") else [])
+    read = gzip.decompress if how == "gzip" else (lambda b: b)
+    assert read(out.read_bytes()) == read(reference.read_bytes())
+
+
+def test_failure_in_the_compiled_pass_leaves_nothing(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", 0)
+    monkeypatch.setattr(text, "PIECE_BYTES", 4096)
+    (tmp_path / "out.csv").write_text("old\n")
+    formatted = []
+    original = csvout._columns
+
+    def failing(batch, terms):
+        formatted.append(batch.num_rows)
+        if len(formatted) == 3:
+            raise KeyboardInterrupt
+        return original(batch, terms)
+
+    monkeypatch.setattr(csvout, "_columns", failing)
+    with pytest.raises(KeyboardInterrupt):
+        scale_file(data / "in.csv", tmp_path / "out.csv")
+    assert len(formatted) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "scratch"]
+    assert (tmp_path / "out.csv").read_text() == "old\n"
 
 
 def test_failure_in_the_sink_pass_leaves_nothing(data, tmp_path, monkeypatch):
@@ -440,21 +511,29 @@ def test_failure_in_the_sink_pass_leaves_nothing(data, tmp_path, monkeypatch):
     assert (tmp_path / "out.csv").read_text() == "old\n"
 
 
-def test_a_lost_cache_file_fails_the_sink_pass_and_leaves_nothing(data, tmp_path, monkeypatch):
-    """The cache in files, read by polars itself: a file gone before pass 2
-    (removed by someone else) fails the run with one error, and nothing is left."""
+@pytest.mark.parametrize("route", ["sink", "compiled"])
+def test_a_lost_cache_file_fails_pass_two_and_leaves_nothing(data, tmp_path, monkeypatch, route):
+    """The cache in files, read by polars itself or mapped by the compiled
+    writer's driver: a file gone before pass 2 (removed by someone else)
+    fails the run with one error, and nothing is left."""
     monkeypatch.setattr(engine, "MEMORY_CACHE_BYTES", 0)
     monkeypatch.setattr(text, "PIECE_BYTES", 4096)
-    original = engine._sink_pass
 
-    def lose_one(cache, *args):
+    def lose_one(cache):
         assert len(cache.paths) > 2
         os.remove(cache.paths[1])
-        return original(cache, *args)
 
-    monkeypatch.setattr(engine, "_sink_pass", lose_one)
+    if route == "sink":
+        monkeypatch.setattr(engine, "_compiled_csv", lambda *a: None)
+        sink = engine._sink_pass
+        monkeypatch.setattr(engine, "_sink_pass", lambda c, *a: (lose_one(c), sink(c, *a))[1])
+        message = r"cannot write .*out\.csv.*No such file.*skbn-cache"
+    else:
+        tables = stream.Cache.tables
+        monkeypatch.setattr(stream.Cache, "tables", lambda c, *a: (lose_one(c), tables(c, *a))[1])
+        message = r"cannot read 'the pass-1 cache .*skbn-cache.*No such file"
     (tmp_path / "out.csv").write_text("old\n")
-    with pytest.raises(FileError, match=r"cannot write .*out\.csv.*No such file.*skbn-cache"):
+    with pytest.raises(FileError, match=message):
         scale_file(data / "in.csv", tmp_path / "out.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "scratch"]
     assert (tmp_path / "out.csv").read_text() == "old\n"

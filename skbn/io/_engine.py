@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 import numpy as np
 
 from .._affine import transform_coefficients
+from .._blocks import single_threaded_blas
 from .._stats import InfiniteValueError, Moments, dense_moments, reduce_moments
 from ._atomic import STDOUT, Workspace
 from ._columns import (
@@ -22,6 +23,7 @@ from ._columns import (
     replace_values,
     scaler_map,
 )
+from ._csvout import can_format, write_rows
 from ._errors import FileError, require
 from ._formats import (
     ArrowSource,
@@ -236,6 +238,22 @@ def _sink_pass(cache, sink, schema, features, mapper, digits) -> bool:
     return True
 
 
+def _compiled_csv(sink, schema, mapper, digits) -> tuple | None:
+    """The coefficients of the pooled affine map where pass 2 runs in the
+    compiled CSV writer (:mod:`skbn.io._csvout`), else None.
+
+    It runs for a CSV or TSV output (compressed or not) of that map, not
+    rounded, every column of a type it writes: record batches are mapped
+    and formatted in threads, on every core, and written in order, the same
+    bytes as polars' writer in about half its time on this machine's two
+    cores (``benchmarks/file_engine.py``).
+    """
+    coefficients = getattr(mapper, "coefficients", None)
+    if coefficients is None or digits is not None or sink.fmt.kind != "csv":
+        return None
+    return coefficients if can_format(schema, sink.fmt.delimiter) else None
+
+
 def _same_types(pl, frame_schema, schema) -> bool:
     """Whether polars writes ``schema``'s Arrow types back unchanged."""
     written = pl.DataFrame(schema=frame_schema).to_arrow(compat_level=pl.CompatLevel.oldest())
@@ -336,7 +354,11 @@ class _Run:
         bar = Progress(self.progress, "pass 1/2: fit", source.total_rows)
         counter = _Counter()
         try:
-            fit(_chunk_moments(source, features, self.chunksize, cache, bar, counter))
+            # One BLAS thread for the whole pass, not a limit set and lifted
+            # per chunk: OpenBLAS's threads spin after each lift, taking a
+            # core from the parser (6% of the run's CPU time, measured).
+            with single_threaded_blas():
+                fit(_chunk_moments(source, features, self.chunksize, cache, bar, counter))
         finally:
             bar.close()
         if counter.rows == 0:
@@ -561,13 +583,18 @@ def scale_file(
             fitted = _scale(run, source, (features, small), work, (loaded, scaler), pooled)
             mapper, stats, (n_batches, total), tables, cache = fitted
             lazy = (cache, sink, source.schema, features, mapper, float_precision)
-            if not progress and _sink_pass(*lazy):
+            compiled = _compiled_csv(sink, source.schema, mapper, float_precision)
+            if compiled is None and not progress and _sink_pass(*lazy):
                 n_rows = total
             else:
                 options = (loaded is not None, float_precision)
                 bar = Progress(progress, "transform" if loaded else "pass 2/2: transform", total)
                 try:
-                    n_rows = _transform_pass(tables, sink, features, mapper, options, bar)
+                    if compiled is not None:
+                        write = (sink.write_encoded, sink.fmt.delimiter)
+                        n_rows = write_rows(tables, *write, features, compiled, bar)
+                    else:
+                        n_rows = _transform_pass(tables, sink, features, mapper, options, bar)
                 finally:
                     bar.close()
             sink.close()

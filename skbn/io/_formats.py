@@ -300,6 +300,16 @@ class Sink:
                 frame = frame.with_columns(polars().nth(positions).round_sig_figs(digits))
             self._write_text(frame)
 
+    def write_encoded(self, data: bytes) -> None:
+        """Append rows already encoded in this text format (the header first)."""
+        if self._stream is None:
+            self._open()
+        if not self._started:
+            with writing(self.name):
+                self._write_text(polars().from_arrow(empty_table(self.schema)))
+        with writing(self.name):
+            self._stream.write(data)
+
     @property
     def can_sink(self) -> bool:
         """Whether :meth:`sink` can write this format (not compressed text)."""

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable, Iterator
 
 from ._atomic import Workspace
-from ._errors import require, writing
+from ._errors import reading, require, writing
 from ._formats import BATCH_ROWS, pyarrow
 
 __all__ = [
@@ -84,10 +84,14 @@ class Cache:
         pa = pyarrow()
         batches, rows = [], 0
         for path in self.paths:
-            with pa.OSFile(path, "rb") as stream:
+            # mapped: the batches point into the page cache (no copy, no new pages)
+            with reading(f"the pass-1 cache {path}"):
+                stream = pa.memory_map(path)
                 reader = pa.ipc.open_file(stream)
+            with stream:
                 for i in range(reader.num_record_batches):
-                    batches.append(reader.get_batch(i))
+                    with reading(f"the pass-1 cache {path}"):
+                        batches.append(reader.get_batch(i))
                     rows += batches[-1].num_rows
                     if rows >= BATCH_ROWS or not group:
                         yield pa.Table.from_batches(batches)
