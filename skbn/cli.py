@@ -85,17 +85,23 @@ def _tune_process() -> None:
       hands freed blocks back to the system and faults them in again batch
       after batch; glibc's malloc reuses them.  Measured on ``skbn scale`` of
       a 237 MiB CSV: 10% less CPU time, 20 MiB less peak memory.
-    - polars and pyarrow imported first, then every object so far (about a
-      million, alive until the end) frozen out of the cycle collector's way
-      (``gc.freeze``): its full collections walked them all, 5% of the CPU
-      time of pass 1 (measured with ``perf``).
+    - In the program (:func:`run`, not a :func:`main` called from Python):
+      polars and pyarrow imported first, then every object so far (about a
+      million, alive until the process ends) frozen out of the cycle
+      collector's way (``gc.freeze``): its full collections walked them all,
+      5% of the CPU time of pass 1 (measured with ``perf``).
     """
     with contextlib.suppress(ImportError):
         import polars  # noqa: F401
         import pyarrow
 
         pyarrow.set_memory_pool(pyarrow.system_memory_pool())
-    gc.freeze()
+    if _PROGRAM:
+        gc.freeze()
+
+
+#: Whether this process is the ``skbn`` program (set by :func:`run`).
+_PROGRAM = False
 
 
 def _cmd_scale(args: argparse.Namespace) -> int:
@@ -506,6 +512,8 @@ def run() -> None:
     polars) would add about 50 ms to every run, 5% of scaling the benchmark's
     237 MiB CSV.
     """
+    global _PROGRAM
+    _PROGRAM = True
     status = main()
     try:
         if sys.stdout is not None:  # None when the program runs with stdout closed

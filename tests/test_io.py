@@ -15,6 +15,7 @@ import gzip
 import json
 import os
 import tempfile
+import threading
 
 import numpy as np
 import pandas as pd
@@ -272,6 +273,35 @@ def test_numeric_column_with_late_text_fails_naming_the_fix(tmp_path, monkeypatc
     assert out["x"].iloc[-1] == "oops" and out["x"].iloc[3] == "1.5"
     ids = np.arange(20_001.0)
     assert_allclose(out["id"], (ids - ids.mean()) / ids.std(), **TOL)
+
+
+@pytest.mark.parametrize("bad_piece", [1, 2, 5])
+def test_pieces_parsed_two_at_a_time_keep_their_order_and_errors(tmp_path, monkeypatch, bad_piece):
+    """Pieces are parsed PARSE_AHEAD at a time: the batches come in file
+    order, a bad piece fails the run at its place (after the pieces before
+    it), and no parsing thread is left behind either way."""
+    monkeypatch.setattr(text, "PIECE_BYTES", 4096)
+    rows = [f"{i:05d},{i * 0.5:08.1f}" for i in range(3000)]  # 15 bytes a line
+    lines_per_piece = 4096 // 15
+    good = tmp_path / "good.csv"
+    good.write_text("id,x\n" + "\n".join(rows) + "\n")
+    source = text.TextSource(str(good), engine.detect_format(str(good), None, "INPUT"), {}, "g")
+    ids = np.concatenate([t.column("id").to_numpy() for t in source.batches()])
+    assert_array_equal(ids, np.arange(3000))
+    rows[bad_piece * lines_per_piece + 3] = "00007,oops0000"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,x\n" + "\n".join(rows) + "\n")
+    source = text.TextSource(str(bad), engine.detect_format(str(bad), None, "INPUT"), {}, "b")
+    source.set_float(["x"])
+    seen = []
+    with pytest.raises(FileError, match="'oops0000'"):
+        for table in source.batches():
+            seen.append(table.num_rows)
+    assert 0 < sum(seen) <= bad_piece * lines_per_piece + 3
+    threading_leftovers = [t for t in threading.enumerate() if t.name == "skbn-parse"]
+    for t in threading_leftovers:
+        t.join(5)
+    assert not any(t.is_alive() for t in threading_leftovers)
 
 
 def test_passthrough_integer_with_late_float_says_dtype_float(tmp_path):
