@@ -591,6 +591,8 @@ def scale_file(
                 bar = Progress(progress, "transform" if loaded else "pass 2/2: transform", total)
                 try:
                     if compiled is not None:
+                        if cache is not None:  # read once: let each part go once written
+                            tables = cache.tables(release=True)
                         write = (sink.write_encoded, sink.fmt.delimiter)
                         n_rows = write_rows(tables, *write, features, compiled, bar)
                     else:

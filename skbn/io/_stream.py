@@ -3,6 +3,7 @@ exact chunks, and a reader thread."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import sys
@@ -74,12 +75,22 @@ class Cache:
                 writer.close()
         self.paths.append(path)
 
-    def tables(self, group: bool = True) -> Iterator:
+    def tables(self, group: bool = True, release: bool = False) -> Iterator:
         """The cached tables in order (of the types they were read with); with
         ``group``, joined into tables of at least ``BATCH_ROWS`` rows (less
-        work per table downstream)."""
+        work per table downstream).
+
+        With ``release`` the cache is read once: each table is let go once
+        handed over, each file removed once mapped (its pages live as long
+        as the batches read from it), so the memory they held goes to the
+        output as pass 2 writes it.
+        """
         if self._work is None:
-            yield from self._tables
+            if not release:
+                yield from self._tables
+                return
+            while self._tables:
+                yield self._tables.pop(0)
             return
         pa = pyarrow()
         batches, rows = [], 0
@@ -88,6 +99,9 @@ class Cache:
             with reading(f"the pass-1 cache {path}"):
                 stream = pa.memory_map(path)
                 reader = pa.ipc.open_file(stream)
+            if release:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
             with stream:
                 for i in range(reader.num_record_batches):
                     with reading(f"the pass-1 cache {path}"):

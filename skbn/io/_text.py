@@ -66,7 +66,7 @@ class _Parse(threading.Thread):
     stream, so it never blocks on a pipe."""
 
     def __init__(self, parse, *args) -> None:
-        super().__init__(name="skbn-parse")
+        super().__init__(name="skbn-parse", daemon=False)  # not inherited from its starter
         self._work = (parse, args)
         self._value = self._error = None
         self.start()
