@@ -1,13 +1,14 @@
 """The compiled kernels, ``skbn._kernels``, and the CSV writer of the file
 engine, ``skbn.io._csvwrite`` (everything else is in pyproject.toml).
 
-The extension is optional: where it cannot be built (no C compiler), skbn
-installs without it and computes the same formulas with NumPy alone, slower
-for small batches (and the file engine writes CSV with polars).  ``-ffp-contract=off`` and ``-fno-fast-math`` keep every
-operation a separately rounded IEEE operation (no fused multiply-add, no
-reassociation), as NumPy computes them; the source refuses to compile where
-double arithmetic is carried in wider registers (x87), and skbn then installs
-without it.
+Both are optional: where they cannot be built (no C compiler), skbn installs
+without them and computes the same formulas with NumPy alone, slower for
+small batches, and the file engine writes CSV with polars (the same bytes).
+``-ffp-contract=off`` and ``-fno-fast-math`` keep every operation a
+separately rounded IEEE operation (no fused multiply-add, no reassociation),
+as NumPy computes them; the sources refuse to compile where double
+arithmetic is carried in wider registers (x87), and skbn then installs
+without them.
 """
 
 import sys

@@ -69,6 +69,7 @@ __all__ = [
     "InfiniteValueError",
     "Moments",
     "block_moments",
+    "compiled_moments",
     "dense_moments",
     "merge_moments",
     "reduce_moments",
@@ -269,6 +270,11 @@ def _fast_block(X: np.ndarray, w: np.ndarray | None, total: float) -> tuple:
         var = (w @ d) / total - correction * correction
         mean, residual = _two_sum(mean0, correction)
     return mean, var, residual, None
+
+
+def compiled_moments() -> bool:
+    """Whether the compiled kernels (``skbn._kernels``) compute the moments."""
+    return _kernels is not None
 
 
 def _compiled_block(X: np.ndarray) -> tuple:

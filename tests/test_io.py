@@ -610,3 +610,39 @@ def test_sink_pass_edge_cases_match_the_table_pass(
     if target == "parquet":  # --float-precision is for text outputs only
         assert_allclose(sunk["^a$"].std(ddof=0), 1.0, rtol=1e-12)
         assert pq.read_schema(tmp_path / "sink.parquet").field("d").type == pa.date32()
+
+
+# -- the moments of a chunk ------------------------------------------------------------
+
+
+def test_chunk_moments_are_exact_to_a_rounding_per_column(monkeypatch):
+    """One compiled call per column of the chunk's matrix: the mean (with its
+    residual) and the variance of the values present against exact
+    arithmetic; an infinite value names its column; without the kernels,
+    the core's dense moments."""
+    from fractions import Fraction
+
+    import skbn._stats as stats
+
+    rng = np.random.default_rng(7)
+    columns = rng.standard_normal((4, 6000)) * [[1], [1e-3], [1e4], [0]] + [[0], [1e6], [3], [7]]
+    columns[1, rng.random(6000) < 0.05] = np.nan
+    X = columns.T  # one contiguous column after another, as matrix() builds it
+    got = engine._matrix_moments(X)
+    for j, column in enumerate(columns):
+        present = [Fraction(x) for x in column if not np.isnan(x)]
+        mean = sum(present) / len(present)
+        var = sum((x - mean) ** 2 for x in present) / len(present)
+        assert got.weight[j] == len(present)
+        assert abs(Fraction(got.mean[j]) + Fraction(got.residual[j]) - mean) <= abs(mean) * 2**-100
+        assert abs(Fraction(got.var[j]) - var) <= var * 2**-51
+    bad = X.copy()
+    bad[17, 2] = -np.inf
+    with pytest.raises(stats.InfiniteValueError) as info:
+        engine._matrix_moments(bad)
+    assert info.value.columns.tolist() == [2]
+    monkeypatch.setattr(stats, "_kernels", None)
+    fallback = engine._matrix_moments(X)
+    expected = stats.dense_moments(X)
+    for a, b in zip(fallback, expected, strict=True):
+        assert_array_equal(a, b)

@@ -40,8 +40,14 @@
 
 #include "zmij/zmij-c.h"
 
+#include <float.h>
+
+/* The affine map must round each operation to double, as NumPy does. */
 #if defined(__FAST_MATH__)
 #error "skbn.io._csvwrite must not be compiled with -ffast-math"
+#endif
+#if !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "skbn.io._csvwrite needs double arithmetic rounded to double (FLT_EVAL_METHOD == 0)"
 #endif
 
 enum { F64, I64, U64, BOOL, TEXT, VIEW };

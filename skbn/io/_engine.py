@@ -12,7 +12,14 @@ import numpy as np
 
 from .._affine import transform_coefficients
 from .._blocks import single_threaded_blas
-from .._stats import InfiniteValueError, Moments, dense_moments, reduce_moments
+from .._stats import (
+    InfiniteValueError,
+    Moments,
+    block_moments,
+    compiled_moments,
+    dense_moments,
+    reduce_moments,
+)
 from ._atomic import STDOUT, Workspace
 from ._columns import (
     affine_map,
@@ -102,7 +109,7 @@ def _chunk_moments(source, features, rows, cache, bar, counter) -> Iterator[Mome
     for chunk in exact_chunks(read(), rows):
         X = matrix(chunk, features)
         try:
-            moments = dense_moments(X)
+            moments = _matrix_moments(X)
         except InfiniteValueError as exc:
             j = int(exc.columns[0])
             row = int(np.flatnonzero(np.isinf(X[:, j]))[0])
@@ -110,6 +117,29 @@ def _chunk_moments(source, features, rows, cache, bar, counter) -> Iterator[Mome
         counter.rows += chunk.num_rows
         counter.chunks += 1
         yield moments
+
+
+def _matrix_moments(X: np.ndarray) -> Moments:
+    """The moments of a chunk's matrix (an F-ordered float64 array, one
+    contiguous column after another, as :func:`matrix` builds it).
+
+    With the compiled kernels, one call of :func:`~skbn._stats.block_moments`
+    per column, in place (the corrected two-pass moments over the values
+    present, exact to about one rounding whatever the chunk's length): the
+    blocked pass of :func:`~skbn._stats.dense_moments` would copy the
+    columns into row blocks and recompute a column with missing values block
+    by block, 0.2 s of CPU time per 1.5 million rows of the benchmark's file
+    against 0.02 s.  Without them, :func:`~skbn._stats.dense_moments`.
+    """
+    if not compiled_moments():
+        return dense_moments(X)
+    parts = []
+    for j in range(X.shape[1]):
+        try:
+            parts.append(block_moments(X[:, j : j + 1]))
+        except InfiniteValueError:
+            raise InfiniteValueError([j]) from None
+    return Moments(*(np.concatenate(values) for values in zip(*parts, strict=True)))
 
 
 def _pooled_map(total: Moments, epsilon: float, unbiased: bool) -> tuple:
