@@ -43,6 +43,7 @@ NEEDS_AN_EXTRA = {
     "tests/test_flax.py": "flax",
     "tests/test_integration.py": "pandas, polars",
     "tests/test_io.py": "cli (pyarrow)",
+    "tests/test_io_csvwrite.py": "cli (pyarrow, polars)",
     "tests/test_keras.py": "keras, torch",
     "tests/test_keras_backends.py": "keras, torch, flax, tensorflow",
     "tests/test_onnx.py": "onnx",
