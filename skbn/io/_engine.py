@@ -607,7 +607,7 @@ def scale_file(
         source, features, small = run.open(work, loaded, load)
         out_name = "stdout" if output == STDOUT else output
         check_writable(source.schema, fmts[1], out_name)
-        sink = Sink(work.output(output), fmts[1], source.schema, out_name)
+        sink = Sink(work.output(output), fmts[1], source.schema, out_name, output == STDOUT)
         try:
             pooled = (epsilon, unbiased, inverse)
             fitted = _scale(run, source, (features, small), work, (loaded, scaler), pooled)
