@@ -617,7 +617,7 @@ def test_sink_pass_edge_cases_match_the_table_pass(
 
 
 def test_chunk_moments_are_exact_to_a_rounding_per_column(monkeypatch):
-    """One compiled call per column of the chunk's matrix: the mean (with its
+    """One compiled call per column of the chunk: the mean (with its
     residual) and the variance of the values present against exact
     arithmetic; an infinite value names its column; without the kernels,
     the core's dense moments."""
@@ -628,8 +628,8 @@ def test_chunk_moments_are_exact_to_a_rounding_per_column(monkeypatch):
     rng = np.random.default_rng(7)
     columns = rng.standard_normal((4, 6000)) * [[1], [1e-3], [1e4], [0]] + [[0], [1e6], [3], [7]]
     columns[1, rng.random(6000) < 0.05] = np.nan
-    X = columns.T  # one contiguous column after another, as matrix() builds it
-    got = engine._matrix_moments(X)
+    X = columns.T
+    got = engine._chunk_moments_of(list(columns))
     for j, column in enumerate(columns):
         present = [Fraction(x) for x in column if not np.isnan(x)]
         mean = sum(present) / len(present)
@@ -640,10 +640,10 @@ def test_chunk_moments_are_exact_to_a_rounding_per_column(monkeypatch):
     bad = X.copy()
     bad[17, 2] = -np.inf
     with pytest.raises(stats.InfiniteValueError) as info:
-        engine._matrix_moments(bad)
+        engine._chunk_moments_of(list(bad.T))
     assert info.value.columns.tolist() == [2]
     monkeypatch.setattr(stats, "_kernels", None)
-    fallback = engine._matrix_moments(X)
+    fallback = engine._chunk_moments_of(list(columns))
     expected = stats.dense_moments(X)
     for a, b in zip(fallback, expected, strict=True):
         assert_array_equal(a, b)

@@ -1,4 +1,4 @@
-"""Which columns of a file are scaled, and the matrices and arrays they make."""
+"""Which columns of a file are scaled, their values, and the maps that scale them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from ._errors import FileError
 from ._formats import pyarrow
 
-__all__ = ["choose_columns", "column_values", "match_loaded", "matrix", "replace_values"]
+__all__ = ["choose_columns", "column_values", "match_loaded", "replace_values"]
 
 
 def _is_numeric(arrow_type) -> bool:
@@ -137,14 +137,6 @@ def column_values(column) -> np.ndarray:
     if not chunks:
         return np.empty(0)
     return np.concatenate([_chunk_values(chunk) for chunk in chunks])
-
-
-def matrix(table, features: Sequence[str]) -> np.ndarray:
-    """The ``features`` of ``table`` as a float64 matrix (a transposed C array)."""
-    X = np.empty((len(features), table.num_rows))
-    for j, name in enumerate(features):
-        X[j] = column_values(table.column(name))
-    return X.T
 
 
 def affine_map(coefs: tuple):

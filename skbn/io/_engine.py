@@ -24,9 +24,9 @@ from ._atomic import STDOUT, Workspace
 from ._columns import (
     affine_map,
     choose_columns,
+    column_values,
     infinite_error,
     match_loaded,
-    matrix,
     replace_values,
     scaler_map,
 )
@@ -107,36 +107,39 @@ def _chunk_moments(source, features, rows, cache, bar, counter) -> Iterator[Mome
             yield table
 
     for chunk in exact_chunks(read(), rows):
-        X = matrix(chunk, features)
+        columns = [column_values(chunk.column(name)) for name in features]
         try:
-            moments = _matrix_moments(X)
+            moments = _chunk_moments_of(columns)
         except InfiniteValueError as exc:
             j = int(exc.columns[0])
-            row = int(np.flatnonzero(np.isinf(X[:, j]))[0])
+            row = int(np.flatnonzero(np.isinf(columns[j]))[0])
             raise infinite_error(features[j], counter.rows + row) from None
         counter.rows += chunk.num_rows
         counter.chunks += 1
         yield moments
 
 
-def _matrix_moments(X: np.ndarray) -> Moments:
-    """The moments of a chunk's matrix (an F-ordered float64 array, one
-    contiguous column after another, as :func:`matrix` builds it).
+def _chunk_moments_of(columns: list) -> Moments:
+    """The moments of a chunk, given as its float64 columns (missing values
+    as NaN; each read in place from the Arrow buffers where it can be).
 
     With the compiled kernels, one call of :func:`~skbn._stats.block_moments`
-    per column, in place (the corrected two-pass moments over the values
-    present, exact to about one rounding whatever the chunk's length): the
-    blocked pass of :func:`~skbn._stats.dense_moments` would copy the
-    columns into row blocks and recompute a column with missing values block
-    by block, 0.2 s of CPU time per 1.5 million rows of the benchmark's file
-    against 0.02 s.  Without them, :func:`~skbn._stats.dense_moments`.
+    per column (the corrected two-pass moments over the values present,
+    exact to about one rounding whatever the chunk's length): no copy into a
+    matrix, and no row blocks, where :func:`~skbn._stats.dense_moments` would
+    recompute a column with missing values block by block (0.2 s of CPU time
+    per 1.5 million rows of the benchmark's file, against 0.02 s).  Without
+    them, :func:`~skbn._stats.dense_moments` of the columns' matrix.
     """
     if not compiled_moments():
-        return dense_moments(X)
+        X = np.empty((len(columns), len(columns[0])))
+        for j, values in enumerate(columns):
+            X[j] = values
+        return dense_moments(X.T)
     parts = []
-    for j in range(X.shape[1]):
+    for j, values in enumerate(columns):
         try:
-            parts.append(block_moments(X[:, j : j + 1]))
+            parts.append(block_moments(values.reshape(-1, 1)))
         except InfiniteValueError:
             raise InfiniteValueError([j]) from None
     return Moments(*(np.concatenate(values) for values in zip(*parts, strict=True)))
