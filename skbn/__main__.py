@@ -9,7 +9,8 @@ count, while an idle OpenBLAS pool, once woken, spins on the other cores
 
 import os
 
-for _name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
+# Not OMP_NUM_THREADS: pyarrow sizes its own thread pool by it.
+for _name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_name, "1")
 
 from skbn.cli import run  # noqa: E402 - after the thread settings

@@ -385,6 +385,11 @@ def test_the_program_runs_blas_on_one_thread_unless_told(preset):
         "[i['num_threads'] for i in threadpoolctl.threadpool_info() if i['user_api'] == 'blas']]))"
     )
     env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    code_pool = "import skbn.__main__, pyarrow; print(pyarrow.cpu_count())"
+    pool = subprocess.run(
+        [sys.executable, "-c", code_pool], env=env, capture_output=True, text=True
+    )
+    assert pool.stdout.strip() == str(os.cpu_count())  # pyarrow's own pool keeps every core
     if preset is not None:
         env["OPENBLAS_NUM_THREADS"] = preset
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
