@@ -388,8 +388,9 @@ class _Run:
         counter = _Counter()
         try:
             # One BLAS thread for the whole pass, not a limit set and lifted
-            # per chunk: OpenBLAS's threads spin after each lift, taking a
-            # core from the parser (6% of the run's CPU time, measured).
+            # per chunk (NumPy's moments, without the compiled kernels):
+            # OpenBLAS's threads spin after each lift, taking a core from the
+            # parser (6% of the run's CPU time, measured with those moments).
             with single_threaded_blas():
                 fit(_chunk_moments(source, features, self.chunksize, cache, bar, counter))
         finally:

@@ -308,12 +308,10 @@ class Sink:
             self._write_text(frame)
 
     def write_encoded(self, data: bytes) -> None:
-        """Append rows already encoded in this text format (the header first)."""
-        if self._stream is None:
-            self._open()
+        """Append rows already encoded in this text format (after the header,
+        which :meth:`write` of no rows writes first)."""
         if not self._started:
-            with writing(self.name):
-                self._write_text(polars().from_arrow(empty_table(self.schema)))
+            self.write(empty_table(self.schema))
         with writing(self.name):
             self._stream.write(data)
             self._written += len(data)
