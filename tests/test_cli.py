@@ -713,15 +713,21 @@ def test_signal_leaves_nothing(tmp_path, signum, stage):
     assert _leftovers(tmp_path, tmp_path / "scratch") == []
 
 
-def test_file_size_limit_leaves_nothing(tmp_path):
-    """``ulimit -f``: the write fails with EFBIG, reported, and nothing is left."""
+@pytest.mark.parametrize("route", ["page cache", "direct"])
+def test_file_size_limit_leaves_nothing(tmp_path, route):
+    """``ulimit -f``: the write fails with EFBIG, reported, and nothing is
+    left; also where OUTPUT is written with O_DIRECT past its first 4 KiB
+    (RELEASE_BYTES made small)."""
     (tmp_path / "in.csv").write_bytes(_csv_text(20_000))
 
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
 
+    program = ["-m", "skbn"]
+    if route == "direct":
+        program = ["-c", _EARLY_DIRECT]
     child = subprocess.run(
-        [sys.executable, "-m", "skbn", "scale", "in.csv", "out.csv"],
+        [sys.executable, *program, "scale", "in.csv", "out.csv"],
         cwd=tmp_path,
         preexec_fn=limit,
         capture_output=True,
@@ -731,6 +737,16 @@ def test_file_size_limit_leaves_nothing(tmp_path):
     assert child.returncode == 1
     _assert_one_line_error(child.stderr, "cannot write 'out.csv': File too large")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+# The program, writing OUTPUT with O_DIRECT from its first 4 KiB on.
+_EARLY_DIRECT = """
+import sys
+import skbn.io._formats as formats
+formats.RELEASE_BYTES = 4096
+from skbn.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
 
 
 def test_disk_full_on_stdout(tmp_path):
@@ -891,19 +907,27 @@ def test_signal_during_the_sink_pass_leaves_nothing(tmp_path, signum, cache):
 
 
 # Pass 2 by the compiled CSV writer, slowed down: every record batch waits
-# 50 ms in a formatting thread, and the first one leaves a mark.
+# 50 ms in a formatting thread; a mark is left once the first KiB is written
+# and the rest is written with O_DIRECT.
 _SLOW_COMPILED = """
 import sys, time
 import skbn.io._csvout as csvout, skbn.io._engine as engine, skbn.io._stream as stream
+import skbn.io._formats as formats
 engine.MEMORY_CACHE_BYTES = 1 << 40 if sys.argv.pop(1) == "memory" else 0
 stream.BATCH_ROWS = 100
-format_rows = csvout._csvwrite.format_rows
+formats.RELEASE_BYTES = 1024  # O_DIRECT once 1 KiB is written
+format_rows, open_direct = csvout._csvwrite.format_rows, formats.DirectWriter.open
 class Slow:
     @staticmethod
     def format_rows(*args):
-        open("pass2-started", "w").close()
         time.sleep(0.05)
         return format_rows(*args)
+def marked(*args):
+    writer = open_direct(*args)
+    assert writer is not None
+    open("pass2-started", "w").close()
+    return writer
+formats.DirectWriter.open = marked
 csvout._csvwrite = Slow
 from skbn.cli import main
 sys.exit(main(sys.argv[1:]))

@@ -649,30 +649,49 @@ def test_chunk_moments_are_exact_to_a_rounding_per_column(monkeypatch):
         assert_array_equal(a, b)
 
 
+@pytest.mark.parametrize("direct", [True, False])
 @pytest.mark.parametrize("output", ["out.csv", "-"])
-def test_a_large_csv_output_is_released_from_the_page_cache(data, tmp_path, monkeypatch, output):
-    """The compiled pass hands each RELEASE_BYTES of OUTPUT to the disk and
-    lets the page cache drop them (posix_fadvise DONTNEED), from where the
-    last release ended; not a file copied to stdout at the end (read back)."""
+def test_a_large_csv_output_is_written_around_the_page_cache(data, tmp_path, monkeypatch, output,
+                                                             direct):  # fmt: skip
+    """Past RELEASE_BYTES, the compiled pass hands what it wrote to the disk,
+    lets the page cache drop it (posix_fadvise DONTNEED) and writes the rest
+    with O_DIRECT; where O_DIRECT is not to be had, it releases again every
+    RELEASE_BYTES, from where the last release ended.  Not a file copied to
+    stdout at the end (read back).  The same bytes in every case."""
+    import skbn.io._direct as direct_io
     import skbn.io._formats as formats
 
-    if not hasattr(os, "posix_fadvise"):
-        pytest.skip("this system has no posix_fadvise")
+    expected = tmp_path / "expected.csv"
+    scale_file(data / "in.csv", expected)  # small: through the page cache only
     monkeypatch.setattr(formats, "RELEASE_BYTES", 4096)
-    calls = []
+    calls, opened = [], []
     monkeypatch.setattr(
-        os, "posix_fadvise", lambda fd, start, n, advice: calls.append((start, n, advice))
-    )
+        os, "posix_fadvise", lambda fd, start, n, advice: calls.append((start, n, advice)),
+        raising=False,
+    )  # fmt: skip
+    original = direct_io.DirectWriter.open
+
+    def open_direct(path, end):
+        opened.append(end)
+        return original(path, end) if direct else None
+
+    monkeypatch.setattr(direct_io.DirectWriter, "open", open_direct)
     target = tmp_path / "out.csv"
     if output == "-":
         monkeypatch.setattr("sys.stdout", open(target, "w"))  # noqa: SIM115 - closed below
     scale_file(data / "in.csv", str(target) if output != "-" else "-")
     if output == "-":
         sys.stdout.close()
-        assert calls == []
+        assert calls == opened == []
+        assert target.read_bytes() == expected.read_bytes()
         return
+    assert target.read_bytes() == expected.read_bytes()
     size = target.stat().st_size
     starts = [start for start, _, _ in calls]
-    assert len(starts) >= 2 and starts[0] == 0 and starts[-1] < size
-    assert all(b - a >= 4096 for a, b in zip(starts, starts[1:], strict=False))  # 4096 more
+    assert starts[0] == 0 and starts[-1] < size
     assert {n for _, n, _ in calls} == {0} and {a for _, _, a in calls} == {os.POSIX_FADV_DONTNEED}
+    if direct:  # once, then O_DIRECT to the end
+        assert len(calls) == len(opened) == 1 and 4096 <= opened[0] < size
+    else:
+        assert len(starts) >= 2 and len(opened) == len(starts)
+        assert all(b - a >= 4096 for a, b in zip(starts, starts[1:], strict=False))  # 4096 more

@@ -9,6 +9,7 @@ reads back to the same double, with as few digits as ``repr`` needs.
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -254,3 +255,62 @@ def test_write_rows_passes_a_worker_error_on():
         with pytest.raises(ValueError, match="float64 buffer holds 0 bytes"):
             _csvout.write_rows([table, bad], lambda b: None, ",", ["x"], (None, np.ones(1), None),
                                type("Bar", (), {"update": lambda self, n: None})())  # fmt: skip
+
+
+def _bar():
+    return type("Bar", (), {"update": lambda self, n: None})()
+
+
+def _tables(n: int) -> list:
+    rng = np.random.default_rng(n)
+    return [pa.table({"x": rng.standard_normal(50)}) for _ in range(n)]
+
+
+def _writer_threads() -> list:
+    return [t.name for t in threading.enumerate() if t.name == "skbn-csv-write"]
+
+
+def test_write_rows_writes_in_a_thread_of_its_own():
+    names = []
+    _csvout.write_rows(_tables(5), lambda b: names.append(threading.current_thread().name), ",",
+                       ["x"], (None, np.ones(1), None), _bar())  # fmt: skip
+    assert names == ["skbn-csv-write"] * 5
+    assert _writer_threads() == []
+
+
+def test_write_rows_passes_a_write_error_on_and_writes_nothing_more():
+    """A failed write (a full disk) is raised in the caller; the batches after
+    it are not written."""
+    written = []
+
+    def write(buffer):
+        if len(written) == 3:
+            raise OSError(28, "No space left on device")
+        written.append(bytes(buffer))
+
+    with pytest.raises(OSError, match="No space left"):
+        _csvout.write_rows(_tables(40), write, ",", ["x"], (None, np.ones(1), None), _bar())
+    assert len(written) == 3
+    assert _writer_threads() == []
+
+
+def test_write_rows_stopped_midway_writes_nothing_more():
+    """Stopped while handing out batches (Ctrl-C, or SIGTERM raised in the
+    main thread): the writing thread is gone when write_rows ends, and
+    nothing is written after."""
+    written = []
+
+    def tables():
+        for k, table in enumerate(_tables(30)):
+            if k == 12:
+                raise KeyboardInterrupt
+            yield table
+
+    with pytest.raises(KeyboardInterrupt):
+        _csvout.write_rows(tables(), lambda b: written.append(bytes(b)), ",", ["x"],
+                           (None, np.ones(1), None), _bar())  # fmt: skip
+    assert _writer_threads() == []
+    count = len(written)
+    assert count <= 12
+    time.sleep(0.2)
+    assert len(written) == count

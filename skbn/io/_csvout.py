@@ -2,9 +2,10 @@
 
 :func:`skbn.io._csvwrite.format_rows` writes the rows of a record batch,
 the scaled columns mapped on the way, in the text polars' CSV writer gives
-(the same bytes): the shortest round-trip text of each float (Ryu), and
+(the same bytes): the shortest round-trip text of each float (Zmij), and
 text quoted where needed.  It runs without the GIL, so the batches are
-formatted on every core while this thread writes them in order.  Where the
+formatted on every core while a thread of their own writes them in order
+(:class:`_Writer`), and the caller hands out the next batches meanwhile.  Where the
 extension is not built, or a column has a type it does not format (float32,
 dates, decimals, ...), or the output is rounded (``--float-precision``),
 the engine writes with polars instead.
@@ -13,6 +14,7 @@ the engine writes with polars instead.
 from __future__ import annotations
 
 import os
+import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,8 +28,8 @@ except ImportError:  # built without a C compiler
 
 __all__ = ["can_format", "write_rows"]
 
-#: Batches formatted ahead of the one being written, per thread.
-_AHEAD = 2
+#: Batches formatted ahead of the one being written, per formatting thread.
+_AHEAD = 3
 
 
 def _kind(arrow_type) -> str | None:
@@ -92,42 +94,100 @@ def _coefficients(features: Sequence[str], coefficients: tuple) -> dict:
     }
 
 
+class _Writer(threading.Thread):
+    """Writes formatted batches in order, in a thread of its own, so that the
+    caller goes on handing batches to the formatting threads while a write
+    waits for the disk.  Each batch is formatted into a buffer of its own,
+    reused once written (:meth:`spare`): a new buffer per batch costs page
+    faults, which threads take in turn."""
+
+    def __init__(self, write, bar, n_buffers: int) -> None:
+        super().__init__(name="skbn-csv-write", daemon=False)
+        self._write, self._bar = write, bar
+        self._state = threading.Condition()
+        self._spare = [bytearray() for _ in range(n_buffers)]
+        self._pending: deque = deque()
+        self._error: BaseException | None = None
+        self._closing = self._stopped = False
+        self.rows = 0
+        self.start()
+
+    def spare(self) -> bytearray:
+        """A buffer to format the next batch into (waits for one to be written)."""
+        with self._state:
+            self._state.wait_for(lambda: self._spare or self._error is not None)
+            self._raise()
+            return self._spare.pop()
+
+    def put(self, future, buffer: bytearray, rows: int) -> None:
+        """Write ``buffer`` (``future``'s length of it) after the batches put before."""
+        with self._state:
+            self._pending.append((future, buffer, rows))
+            self._state.notify_all()
+
+    def finish(self) -> int:
+        """Wait for every batch to be written; the rows written."""
+        with self._state:
+            self._closing = True
+            self._state.notify_all()
+        self.join()
+        self._raise()
+        return self.rows
+
+    def stop(self) -> None:
+        """Write nothing more; return when the write under way (if any) is done."""
+        with self._state:
+            self._stopped = True
+            self._state.notify_all()
+        self.join()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def run(self) -> None:
+        while True:
+            with self._state:
+                self._state.wait_for(lambda: self._pending or self._closing or self._stopped)
+                if self._stopped or not self._pending:
+                    return
+                future, buffer, rows = self._pending.popleft()
+            try:
+                length = future.result()  # before the view: the worker may still resize buffer
+                with memoryview(buffer) as view:
+                    self._write(view[:length])
+                self.rows += rows
+                self._bar.update(rows)
+            except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+                with self._state:
+                    self._error = exc
+                    self._state.notify_all()
+                return
+            with self._state:
+                self._spare.append(buffer)
+                self._state.notify_all()
+
+
 def write_rows(tables: Iterable, write, delimiter: str, features, coefficients: tuple, bar) -> int:
     """Format the rows of ``tables`` (their ``features`` mapped by the affine
-    ``coefficients``) and pass them, in order, to ``write``; the rows written.
+    ``coefficients``) and pass them, in order, to ``write`` (called in a
+    thread of its own); the rows written.
 
     Call only where :func:`can_format` holds for the tables' schema.
     """
     terms = _coefficients(features, coefficients)
     separator = ord(delimiter)
     workers = max(1, min(os.cpu_count() or 1, 8))
-    # Each batch is formatted into a buffer of its own, reused once written:
-    # a new buffer per batch costs page faults, which threads take in turn.
-    spare = [bytearray() for _ in range((_AHEAD + 1) * workers)]
-    pending: deque = deque()
-    n_rows = 0
     pool = ThreadPoolExecutor(workers, thread_name_prefix="skbn-csv")
-
-    def drain(limit: int) -> None:
-        nonlocal n_rows
-        while len(pending) > limit:
-            future, buffer, rows = pending.popleft()
-            length = future.result()  # before the view: the worker may still resize buffer
-            with memoryview(buffer) as view:
-                write(view[:length])
-            spare.append(buffer)
-            n_rows += rows
-            bar.update(rows)
-
+    writer = _Writer(write, bar, (_AHEAD + 1) * workers)
     try:
         for table in tables:
             for batch in table.to_batches():
-                buffer = spare.pop()
+                buffer = writer.spare()
                 specs = _columns(batch, terms)
                 job = (_csvwrite.format_rows, specs, batch.num_rows, separator, buffer)
-                pending.append((pool.submit(*job), buffer, batch.num_rows))
-                drain(_AHEAD * workers)
-        drain(0)
+                writer.put(pool.submit(*job), buffer, batch.num_rows)
+        return writer.finish()
     finally:
+        writer.stop()
         pool.shutdown(wait=False, cancel_futures=True)
-    return n_rows
