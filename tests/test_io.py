@@ -695,3 +695,30 @@ def test_a_large_csv_output_is_written_around_the_page_cache(data, tmp_path, mon
     else:
         assert len(starts) >= 2 and len(opened) == len(starts)
         assert all(b - a >= 4096 for a, b in zip(starts, starts[1:], strict=False))  # 4096 more
+
+
+def _cut_by_hand(data: bytes, end: int, quoted: bool) -> int:
+    """The end of the last line break in data[:end] outside quotes, byte by byte."""
+    inside, cut = False, 0
+    for position in range(end):
+        if quoted and data[position] == ord('"'):
+            inside = not inside
+        elif data[position] == ord("\n") and not inside:
+            cut = position + 1
+    return cut
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_piece_is_cut_after_its_last_line_break_outside_quotes(seed, monkeypatch):
+    """_cut against a byte-by-byte scan, with no quote at all, quotes only past
+    the end, quoted line breaks and escaped quotes, counted in small blocks."""
+    monkeypatch.setattr(text, "_COUNT_BLOCK", 7)
+    rng = np.random.default_rng(seed)
+    alphabet = np.frombuffer(b'ab,\n"' if seed % 3 else b"ab,\n", np.uint8)
+    weights = np.array([5, 5, 2, 1, 1][: len(alphabet)], float)
+    data = bytearray(rng.choice(alphabet, 400, p=weights / weights.sum()).tobytes())
+    if seed == 5:  # a quote only past the end looked at
+        data = bytearray(b"ab,c\nde\n" * 20 + b'"x\n"')
+    for end in range(0, len(data) + 1, 3):
+        for quoted in (True, False):
+            assert text._cut(data, end, quoted) == _cut_by_hand(bytes(data), end, quoted)
