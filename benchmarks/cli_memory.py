@@ -97,6 +97,10 @@ def main(argv: list[str] | None = None) -> int:
             f"(id, x0..x7 float64, label string); written in "
             f"{time.perf_counter() - started:.1f} s"
         )
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from file_engine import compile_skbn
+
+        compile_skbn(sys.executable)  # as an installed package is
         command = [sys.executable, "-m", "skbn", "scale", source, target, "--no-progress"]
         if args.chunksize is not None:
             command += ["--chunksize", str(args.chunksize)]

@@ -12,6 +12,10 @@ Method
   integer ``id``, 12 float columns (8 of them with 6 significant digits, 4 with
   17; two with 1% missing values; offsets from -3.5 to 1e6) and a text
   column, written by pyarrow (about 250 MB for 1.5M rows).
+* skbn's modules are compiled to bytecode first (``compileall``), as pip
+  compiles an installed package: an editable install run with
+  ``PYTHONDONTWRITEBYTECODE=1`` (as on the machine of docs/performance.md)
+  would otherwise compile them from source in every run, about 26 ms.
 * Each contender runs as a child process, start-up included, and its peak
   resident memory is read from the kernel (``RUSAGE_CHILDREN``'s maxrss of a
   fresh child, through ``os.wait4``):
@@ -24,7 +28,10 @@ Method
 
   Both scale the same columns with the exact statistics of the whole file.
 * The contenders alternate within each round (so a change in the machine's
-  load hits both), ``--rounds`` times; the table shows the median time of each
+  load hits both), ``--rounds`` times, each writing a file of its own: from
+  the second round on, each replaces its own output of the round before
+  (polars truncates it, skbn renames over it), as when a user runs the same
+  command again; the table shows the median time of each
   and the ratio of the medians, and the largest peak RSS.
 * ``skbn inspect`` of a model saved by the run is timed against
   ``python -c "import sklearn"`` the same way.
@@ -86,6 +93,13 @@ def write_csv(path: str, n_rows: int, seed: int = 0) -> None:
     pacsv.write_csv(pa.table(columns), path)
 
 
+def compile_skbn(python: str) -> None:
+    """Compile skbn's modules to bytecode, as pip does when it installs them."""
+    code = "import os, skbn; print(os.path.dirname(skbn.__file__))"
+    package = subprocess.check_output([python, "-c", code], text=True).strip()
+    subprocess.run([python, "-m", "compileall", "-q", package], check=True)
+
+
 def run(command: list[str]) -> tuple[float, int]:
     """Wall time and peak RSS (bytes) of a child process; it must succeed."""
     started = time.perf_counter()
@@ -139,16 +153,19 @@ def main(argv: list[str] | None = None) -> int:
         code += f"from file_engine import write_csv; write_csv({source!r}, {args.rows})"
         subprocess.run([python, "-c", code], check=True)
         print(f"input: {args.rows:,} rows, {os.path.getsize(source) / 2**20:.0f} MiB of CSV")
+        compile_skbn(python)
         print(f"load average before: {os.getloadavg()}")
         rows = [
             "| run | contender | seconds (median) | ratio | peak RSS (MiB) |",
             "|---|---|---|---|---|",
         ]
         for suffix in ("parquet", "csv"):
-            target = os.path.join(workdir, f"out.{suffix}")
+            # Each contender replaces its own output of the round before, as a
+            # user running one of them again would.
+            polars_out, skbn_out = (os.path.join(workdir, f"{who}.{suffix}") for who in "ps")
             commands = {
-                "polars by hand": [python, "-c", POLARS_BY_HAND, source, target],
-                "skbn scale": [python, "-m", "skbn", "scale", source, target, "--no-progress"],
+                "polars by hand": [python, "-c", POLARS_BY_HAND, source, polars_out],
+                "skbn scale": [python, "-m", "skbn", "scale", source, skbn_out, "--no-progress"],
             }
             rows += compare(f"CSV -> {suffix}", commands, args.rounds)
         model = os.path.join(workdir, "model.skops")
