@@ -16,6 +16,8 @@ command) collects everything.
 
 import os
 
+import pytest
+
 CORE_ONLY = bool(os.environ.get("SKBN_CORE_ONLY"))
 
 NEEDS_AN_EXTRA = {
@@ -89,3 +91,19 @@ def pytest_collection_modifyitems(config, items):
     if deselected:
         config.hook.pytest_deselected(items=deselected)
         items[:] = [item for item in items if not item.nodeid.startswith(tests)]
+
+
+@pytest.fixture
+def direct_tmp_path(tmp_path):
+    """``tmp_path``, where its file system writes with ``O_DIRECT`` (else the
+    test is skipped: macOS, Windows, tmpfs before Linux 6.6, ...)."""
+    from skbn.io._direct import DirectWriter
+
+    probe = tmp_path / "o-direct-probe"
+    probe.write_bytes(b"")
+    writer = DirectWriter.open(str(probe), 0)
+    if writer is None:
+        pytest.skip(f"the file system of {tmp_path} has no O_DIRECT")
+    writer.abort()
+    probe.unlink()
+    return tmp_path

@@ -714,10 +714,12 @@ def test_signal_leaves_nothing(tmp_path, signum, stage):
 
 
 @pytest.mark.parametrize("route", ["page cache", "direct"])
-def test_file_size_limit_leaves_nothing(tmp_path, route):
+def test_file_size_limit_leaves_nothing(direct_tmp_path, route):
     """``ulimit -f``: the write fails with EFBIG, reported, and nothing is
     left; also where OUTPUT is written with O_DIRECT past its first 4 KiB
-    (RELEASE_BYTES made small)."""
+    (RELEASE_BYTES and the direct writer's stage made small, so that the
+    limit is met by a direct write in the writing thread)."""
+    tmp_path = direct_tmp_path
     (tmp_path / "in.csv").write_bytes(_csv_text(20_000))
 
     def limit():
@@ -739,11 +741,19 @@ def test_file_size_limit_leaves_nothing(tmp_path, route):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
-# The program, writing OUTPUT with O_DIRECT from its first 4 KiB on.
+# The program, writing OUTPUT with O_DIRECT from its first 4 KiB on, 16 KiB
+# at a time (and failing if it cannot).
 _EARLY_DIRECT = """
 import sys
-import skbn.io._formats as formats
+import skbn.io._direct as direct, skbn.io._formats as formats
 formats.RELEASE_BYTES = 4096
+direct.STAGE_BYTES = 16384
+open_direct = formats.DirectWriter.open
+def checked(*args):
+    writer = open_direct(*args)
+    assert writer is not None
+    return writer
+formats.DirectWriter.open = checked
 from skbn.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -936,9 +946,9 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.mark.parametrize("cache", ["memory", "files"])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
-def test_signal_during_the_compiled_pass_leaves_nothing(tmp_path, signum, cache):
+def test_signal_during_the_compiled_pass_leaves_nothing(direct_tmp_path, signum, cache):
     """A signal while the compiled writer's threads format OUTPUT."""
-    _signal_in_pass_two(tmp_path, _SLOW_COMPILED, cache, signum, "out.csv")
+    _signal_in_pass_two(direct_tmp_path, _SLOW_COMPILED, cache, signum, "out.csv")
 
 
 def test_a_run_after_an_abandoned_worker_returns(monkeypatch):

@@ -651,16 +651,17 @@ def test_chunk_moments_are_exact_to_a_rounding_per_column(monkeypatch):
 
 @pytest.mark.parametrize("direct", [True, False])
 @pytest.mark.parametrize("output", ["out.csv", "-"])
-def test_a_large_csv_output_is_written_around_the_page_cache(data, tmp_path, monkeypatch, output,
-                                                             direct):  # fmt: skip
+def test_a_large_csv_output_is_written_around_the_page_cache(data, direct_tmp_path, monkeypatch,
+                                                             output, direct):  # fmt: skip
     """Past RELEASE_BYTES, the compiled pass hands what it wrote to the disk,
     lets the page cache drop it (posix_fadvise DONTNEED) and writes the rest
-    with O_DIRECT; where O_DIRECT is not to be had, it releases again every
-    RELEASE_BYTES, from where the last release ended.  Not a file copied to
+    with O_DIRECT; where O_DIRECT is not to be had (asked once), it releases
+    again every RELEASE_BYTES, from where the last release ended.  Not a file copied to
     stdout at the end (read back).  The same bytes in every case."""
     import skbn.io._direct as direct_io
     import skbn.io._formats as formats
 
+    tmp_path = direct_tmp_path
     expected = tmp_path / "expected.csv"
     scale_file(data / "in.csv", expected)  # small: through the page cache only
     monkeypatch.setattr(formats, "RELEASE_BYTES", 4096)
@@ -693,7 +694,7 @@ def test_a_large_csv_output_is_written_around_the_page_cache(data, tmp_path, mon
     if direct:  # once, then O_DIRECT to the end
         assert len(calls) == len(opened) == 1 and 4096 <= opened[0] < size
     else:
-        assert len(starts) >= 2 and len(opened) == len(starts)
+        assert len(starts) >= 2 and len(opened) == 1  # asked once
         assert all(b - a >= 4096 for a, b in zip(starts, starts[1:], strict=False))  # 4096 more
 
 

@@ -281,17 +281,50 @@ def test_write_rows_writes_in_a_thread_of_its_own():
 def test_write_rows_passes_a_write_error_on_and_writes_nothing_more():
     """A failed write (a full disk) is raised in the caller; the batches after
     it are not written."""
-    written = []
+    calls = []
 
     def write(buffer):
-        if len(written) == 3:
+        calls.append(bytes(buffer))
+        if len(calls) == 4:
             raise OSError(28, "No space left on device")
-        written.append(bytes(buffer))
 
     with pytest.raises(OSError, match="No space left"):
         _csvout.write_rows(_tables(40), write, ",", ["x"], (None, np.ones(1), None), _bar())
-    assert len(written) == 3
+    assert len(calls) == 4
     assert _writer_threads() == []
+
+
+def test_a_second_interruption_waits_for_the_write_under_way(monkeypatch):
+    """Ctrl-C again while stop() waits: the write under way still ends before
+    stop() returns (the caller closes the file next), then it is raised."""
+    started, release, done = threading.Event(), threading.Event(), []
+
+    def write(buffer):
+        started.set()
+        release.wait(5)
+        done.append(bytes(buffer))
+
+    writer = _csvout._Writer(write, _bar(), 2)
+    future = type("Done", (), {"result": lambda self: 3})()
+    buffer = writer.spare()
+    buffer[:] = b"abc"
+    writer.put(future, buffer, 1)
+    assert started.wait(5)
+    joins = []
+    original = threading.Thread.join
+
+    def join(self, timeout=None):
+        joins.append(1)
+        if len(joins) == 1:
+            threading.Timer(0.2, release.set).start()
+            raise KeyboardInterrupt  # the second Ctrl-C, in the first join
+        return original(self, timeout)
+
+    monkeypatch.setattr(threading.Thread, "join", join)
+    with pytest.raises(KeyboardInterrupt):
+        writer.stop()
+    monkeypatch.undo()
+    assert done == [b"abc"] and not writer.is_alive() and len(joins) == 2
 
 
 def test_write_rows_stopped_midway_writes_nothing_more():

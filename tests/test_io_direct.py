@@ -30,7 +30,8 @@ def _write_all(path, prefix: bytes, chunks: list[bytes]) -> bytes:
 def _start(path, prefix: bytes) -> DirectWriter:
     path.write_bytes(prefix)
     writer = DirectWriter.open(str(path), len(prefix))
-    assert writer is not None, "this file system writes with O_DIRECT"
+    if writer is None:  # macOS, Windows, tmpfs before Linux 6.6, ...
+        pytest.skip(f"the file system of {path.parent} has no O_DIRECT")
     return writer
 
 
@@ -101,6 +102,18 @@ def test_no_o_direct_gives_none(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(_direct.os, "open", refuse)
         assert DirectWriter.open(str(tmp_path / "out"), 1) is None
+    assert set(os.listdir("/proc/self/fd")) == opened
+
+
+def test_no_memory_for_the_stage_gives_none(tmp_path, monkeypatch):
+    (tmp_path / "out").write_bytes(b"x")
+    opened = set(os.listdir("/proc/self/fd"))
+
+    def no_memory(*args):
+        raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(_direct.mmap, "mmap", no_memory)
+    assert DirectWriter.open(str(tmp_path / "out"), 1) is None
     assert set(os.listdir("/proc/self/fd")) == opened
 
 

@@ -139,11 +139,24 @@ class _Writer(threading.Thread):
         return self.rows
 
     def stop(self) -> None:
-        """Write nothing more; return when the write under way (if any) is done."""
-        with self._state:
-            self._stopped = True
-            self._state.notify_all()
-        self.join()
+        """Write nothing more; return when the write under way (if any) is done.
+
+        A second interruption (Ctrl-C again) waits for that write too, then is
+        raised: the caller closes the file next, which must not happen under
+        a write.
+        """
+        interrupted = None
+        while True:
+            try:
+                with self._state:
+                    self._stopped = True
+                    self._state.notify_all()
+                self.join()
+                break
+            except BaseException as exc:  # noqa: BLE001 - raised once the writer is done
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
     def _raise(self) -> None:
         if self._error is not None:
@@ -158,6 +171,8 @@ class _Writer(threading.Thread):
                 future, buffer, rows = self._pending.popleft()
             try:
                 length = future.result()  # before the view: the worker may still resize buffer
+                if self._stopped:
+                    return
                 with memoryview(buffer) as view:
                     self._write(view[:length])
                 self.rows += rows

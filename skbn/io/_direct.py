@@ -14,6 +14,7 @@ says so and the caller writes as before.
 from __future__ import annotations
 
 import contextlib
+import errno
 import mmap
 import os
 
@@ -67,10 +68,14 @@ class DirectWriter:
                 tail = file.read(end - start)
             if len(tail) != end - start:
                 raise OSError(f"{path!r} is shorter than {end} bytes")
-            return cls(fd, end, tail)
         except BaseException:
             os.close(fd)
             raise
+        try:
+            return cls(fd, end, tail)
+        except (MemoryError, OSError):  # no memory for the stage: the page cache, then
+            os.close(fd)
+            return None
 
     def write(self, data) -> None:
         """Append ``data`` (any bytes-like object)."""
@@ -99,12 +104,12 @@ class DirectWriter:
         try:
             n = os.pwrite(self._fd, data, offset)
         except OSError as exc:
-            if not (self._direct and exc.errno == 22):  # EINVAL: refused as direct
+            if not (self._direct and exc.errno == errno.EINVAL):  # refused as direct
                 raise
             self._buffered()
             return 0
         if n <= 0:
-            raise OSError(28, os.strerror(28))  # ENOSPC: nothing more was written
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # nothing more was written
         if self._direct and n % ALIGN:
             self._buffered()  # the next offset is not aligned any more
         return n
@@ -133,10 +138,10 @@ class DirectWriter:
 
     def abort(self) -> None:
         """Close the file, writing nothing more."""
-        if self._fd < 0:
+        fd, self._fd = self._fd, -1
+        if fd < 0:
             return
-        os.close(self._fd)
-        self._fd = -1
+        os.close(fd)
         # A view of the stage may live on in a traceback: then the mapping
         # goes with the last reference to it.
         with contextlib.suppress(BufferError):

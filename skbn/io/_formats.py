@@ -257,7 +257,8 @@ def as_schema(batch, schema):
 # -- writing ---------------------------------------------------------------------
 
 #: Bytes of encoded output after which the written part is handed to the disk
-#: and released from the page cache (see :meth:`Sink._release`).
+#: and released from the page cache, and the rest written around it (see
+#: :meth:`Sink._release`).
 RELEASE_BYTES = 64 << 20
 
 
@@ -273,6 +274,7 @@ class Sink:
         self._stream = self._writer = None
         self._written = self._released = 0  # bytes written by write_encoded, and released
         self._direct: DirectWriter | None = None  # past the first release
+        self._can_direct = True  # until DirectWriter.open says otherwise
 
     def _open(self) -> None:
         pa = pyarrow()
@@ -299,6 +301,8 @@ class Sink:
         that many significant digits (text formats only)."""
         if self._stream is None and self._writer is None:
             self._open()
+        if self._direct is not None:
+            raise RuntimeError("Sink.write after write_encoded switched to direct writes")
         with writing(self.name):
             if not self.fmt.text:  # the declared types (a text input's are views)
                 self._writer.write_table(as_schema(table, self.schema))
@@ -350,7 +354,9 @@ class Sink:
         if advise is not None:
             with contextlib.suppress(OSError, ValueError):
                 advise(self._stream.fileno(), start, 0, os.POSIX_FADV_DONTNEED)
-        self._direct = DirectWriter.open(self.path, self._stream.tell())
+        if self._can_direct:
+            self._direct = DirectWriter.open(self.path, self._stream.tell())
+            self._can_direct = self._direct is not None
 
     @property
     def can_sink(self) -> bool:
@@ -411,9 +417,11 @@ class Sink:
 
     def abort(self) -> None:
         """Release the file after a failure (it is removed by the caller)."""
-        try:
-            if self._direct is not None:
+        if self._direct is not None:
+            with contextlib.suppress(Exception):  # the run has failed already
                 self._direct.abort()
+        self._can_direct = False
+        try:
             if self._stream is not None:
                 self._stream.close()
             elif self._writer is not None:
