@@ -5,10 +5,10 @@ the scaled columns mapped on the way, in the text polars' CSV writer gives
 (the same bytes): the shortest round-trip text of each float (Zmij), and
 text quoted where needed.  It runs without the GIL, so the batches are
 formatted on every core while a thread of their own writes them in order
-(:class:`_Writer`), and the caller hands out the next batches meanwhile.  Where the
-extension is not built, or a column has a type it does not format (float32,
-dates, decimals, ...), or the output is rounded (``--float-precision``),
-the engine writes with polars instead.
+(:class:`_Writer`), and the caller hands out the next batches meanwhile.
+Where the extension is not built, or a column has a type it does not format
+(float32, dates, decimals, ...), or the output is rounded
+(``--float-precision``), the engine writes with polars instead.
 """
 
 from __future__ import annotations
@@ -103,7 +103,12 @@ class _Writer(threading.Thread):
     caller goes on handing batches to the formatting threads while a write
     waits for the disk.  Each batch is formatted into a buffer of its own,
     reused once written (:meth:`spare`): a new buffer per batch costs page
-    faults, which threads take in turn."""
+    faults, which threads take in turn.
+
+    Not :func:`~skbn.io._stream.prefetch` of submitted batches, with the
+    writes in the caller: the formatting threads would then be started by
+    prefetch's daemon thread and be daemons too, which Python's shutdown
+    does not wait for (see :class:`~skbn.io._text._Parse`)."""
 
     def __init__(self, write, bar, n_buffers: int) -> None:
         super().__init__(name="skbn-csv-write", daemon=False)
